@@ -1,5 +1,797 @@
 //! From log lines to failures: fail2ban's filter semantics.
 //!
 //! `prefregex`, `failregex` and `ignoreregex` with fail2ban's tags (`<HOST>`, `<F-*>`),
-//! multi-line buffers, multi-line failure ids (`<F-MLFID>`), `usedns` and address
-//! normalisation. Pure: no IO, no clock of its own.
+//! multi-line buffers (`maxlines`, `<SKIPLINES>`), multi-line failure ids (`<F-MLFID>`,
+//! `<F-NOFAIL>`, `<F-MLFFORGET>`, `<F-MLFGAINED>`), `usedns` and address normalisation.
+//!
+//! The crate is pure: it reads no clock (callers pass `now`), does no IO (host names are
+//! resolved through a [`Resolver`] the caller supplies) and finds no dates (callers run
+//! date detection and pass the [`DateSpan`] it found). One [`Filter`] holds the state of
+//! one jail's filter: its line buffer, its multi-line id cache and the last date seen.
+
+mod addr;
+mod data;
+mod lines;
+mod mlfid;
+mod regex;
+mod tags;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use rampart_pyre::Locations;
+
+pub use addr::{AddrHint, FailureId};
+pub use data::{FailData, Value};
+pub use lines::TupleLine;
+
+use data::{Keys, keys};
+use mlfid::MlfidCache;
+use regex::{FilterRegex, LineSplit};
+
+/// A filter that could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A regex that is empty once tags are expanded.
+    #[error("cannot add an empty regex")]
+    EmptyRegex,
+    /// A regex the engine rejects.
+    #[error("unable to compile regular expression {regex:?}: {reason}")]
+    Regex { regex: String, reason: String },
+    /// A failregex with no group that could identify a failure.
+    #[error("no failure-id group (<HOST>, <ADDR>, <F-ID>, <F-MLFID>, …) in {0:?}")]
+    NoFailureId(String),
+    /// `maxlines` below one.
+    #[error("maxlines must be a whole number greater than zero")]
+    MaxLines,
+}
+
+/// How host names captured by `<HOST>` are treated (`usedns`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UseDns {
+    /// Resolve names to addresses.
+    Yes,
+    /// Resolve, and let the caller warn about it.
+    #[default]
+    Warn,
+    /// `<HOST>` matches addresses only.
+    No,
+    /// Names are ids as they are, never resolved.
+    Raw,
+}
+
+impl UseDns {
+    /// Parses a `usedns` value; fail2ban maps booleans and falls back to `no`.
+    pub fn parse(value: &str) -> UseDns {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" => UseDns::Yes,
+            "warn" => UseDns::Warn,
+            "raw" => UseDns::Raw,
+            _ => UseDns::No,
+        }
+    }
+
+    fn resolves(self) -> bool {
+        matches!(self, UseDns::Yes | UseDns::Warn)
+    }
+}
+
+impl fmt::Display for UseDns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UseDns::Yes => "yes",
+            UseDns::Warn => "warn",
+            UseDns::No => "no",
+            UseDns::Raw => "raw",
+        })
+    }
+}
+
+/// Resolves host names for `usedns = yes|warn`.
+pub trait Resolver {
+    /// Every address of `host` (empty when it does not resolve).
+    fn resolve(&self, host: &str) -> Vec<IpAddr>;
+}
+
+/// A resolver that resolves nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoResolver;
+
+impl Resolver for NoResolver {
+    fn resolve(&self, _host: &str) -> Vec<IpAddr> {
+        Vec::new()
+    }
+}
+
+/// The regexes and options that define a filter (what a jail's configuration resolves to).
+#[derive(Clone, Debug, Default)]
+pub struct FilterSpec {
+    pub prefregex: Option<String>,
+    pub failregex: Vec<String>,
+    pub ignoreregex: Vec<String>,
+    /// Lines buffered for multi-line regexes (1 = single-line).
+    pub maxlines: usize,
+    pub use_dns: UseDns,
+}
+
+/// How a filter is run: by the daemon, or by a tester that wants to see everything.
+#[derive(Clone, Debug)]
+pub struct Mode {
+    /// Try every failregex on every line (fail2ban-regex, tests), not just the first hit.
+    pub check_all: bool,
+    /// Host names are ids as written, never resolved (fail2ban-regex `--raw`).
+    pub raw_hosts: bool,
+    /// Drop multi-line matches that have no id yet, instead of reporting them.
+    pub ignore_pending: bool,
+    /// Apply the daemon's time rules (drop old lines while catching up; treat far-off
+    /// dates as now in operation).
+    pub check_find_time: bool,
+    /// The jail's `findtime`, in seconds.
+    pub find_time: f64,
+}
+
+impl Default for Mode {
+    fn default() -> Mode {
+        Mode {
+            check_all: false,
+            raw_hosts: false,
+            ignore_pending: true,
+            check_find_time: true,
+            find_time: 600.0,
+        }
+    }
+}
+
+/// Where date detection found the date of a line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DateSpan {
+    /// Byte range of the date text to cut from the line (may be empty).
+    pub start: usize,
+    pub end: usize,
+    /// The time it denotes; `None` when the text is empty or could not be converted.
+    pub time: Option<f64>,
+}
+
+/// One failure found in a line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// Index of the failregex that matched.
+    pub regex: usize,
+    /// The id to count the failure under; `None` for a multi-line match still waiting
+    /// for its id (reported only when pending matches are not ignored).
+    pub id: Option<FailureId>,
+    /// The time of the failure (epoch seconds).
+    pub time: Option<f64>,
+    /// Captured fields and bookkeeping (`matches`, `users`, `nofail`, …).
+    pub data: FailData,
+}
+
+impl Failure {
+    /// Whether this match is not a failure by itself (`<F-NOFAIL>`, access gained).
+    pub fn is_nofail(&self) -> bool {
+        self.data.truthy(keys::NOFAIL)
+    }
+}
+
+/// Things worth a warning that the filter noticed (the caller logs them, rate-limited).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// A match on a line without a usable date.
+    MatchWithoutDate { line: String },
+    /// A date that could not be converted to a time.
+    UnparsableDate { text: String },
+    /// In operation, a date more than a minute away from now; treated as now.
+    TimeSkew { delta: f64, line: String },
+    /// While catching up, a line older than `findtime`; dropped.
+    TooOld { line: String },
+    /// A regex engine gave up on a line (pathological backtracking).
+    RegexGaveUp { regex: String },
+}
+
+/// The compiled regexes of a filter.
+#[derive(Debug)]
+struct Regexes {
+    prefregex: Option<FilterRegex>,
+    failregex: Vec<FilterRegex>,
+    ignoreregex: Vec<FilterRegex>,
+}
+
+/// A jail's filter: compiled regexes plus the state carried from line to line.
+#[derive(Debug)]
+pub struct Filter {
+    regexes: Regexes,
+    settings: Settings,
+    state: State,
+}
+
+#[derive(Debug)]
+struct Settings {
+    maxlines: usize,
+    use_dns: UseDns,
+    mode: Mode,
+    /// Whether the daemon is past its initial catch-up read.
+    in_operation: bool,
+}
+
+/// What a filter carries from line to line, and its scratch space.
+#[derive(Debug)]
+struct State {
+    line_buffer: Vec<TupleLine>,
+    mlfid_cache: MlfidCache,
+    last_time_text: String,
+    last_date: Option<f64>,
+    locs: Locations,
+    buf: String,
+    keys: Keys,
+    prefregex_matched: bool,
+    ignored_by: Vec<usize>,
+    notices: Vec<Notice>,
+}
+
+impl Filter {
+    /// Compiles a filter.
+    pub fn new(spec: &FilterSpec, mode: Mode) -> Result<Filter, Error> {
+        let maxlines = spec.maxlines;
+        if maxlines == 0 {
+            return Err(Error::MaxLines);
+        }
+        let multiline = maxlines > 1;
+        let prefregex = match spec.prefregex.as_deref() {
+            Some(p) if !p.trim().is_empty() => Some(FilterRegex::new(p, spec.use_dns, false)?),
+            _ => None,
+        };
+        let pref_has_id = prefregex.as_ref().is_some_and(FilterRegex::has_id_group);
+        let mut failregex = Vec::with_capacity(spec.failregex.len());
+        for r in &spec.failregex {
+            let compiled = FilterRegex::new(r, spec.use_dns, multiline)?;
+            if !compiled.has_id_group() && !pref_has_id {
+                return Err(Error::NoFailureId(r.clone()));
+            }
+            failregex.push(compiled);
+        }
+        let ignoreregex = spec
+            .ignoreregex
+            .iter()
+            .map(|r| FilterRegex::new(r, spec.use_dns, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Filter {
+            regexes: Regexes {
+                prefregex,
+                failregex,
+                ignoreregex,
+            },
+            settings: Settings {
+                maxlines,
+                use_dns: spec.use_dns,
+                mode,
+                in_operation: true,
+            },
+            state: State {
+                line_buffer: Vec::new(),
+                mlfid_cache: MlfidCache::default(),
+                last_time_text: String::new(),
+                last_date: None,
+                locs: Locations::new(),
+                buf: String::new(),
+                keys: Keys::new(),
+                prefregex_matched: false,
+                ignored_by: Vec::new(),
+                notices: Vec::new(),
+            },
+        })
+    }
+
+    /// The failregexes as configured (tags unexpanded).
+    pub fn failregex_sources(&self) -> impl Iterator<Item = &str> {
+        self.regexes.failregex.iter().map(FilterRegex::source)
+    }
+
+    /// The ignoreregexes as configured.
+    pub fn ignoreregex_sources(&self) -> impl Iterator<Item = &str> {
+        self.regexes.ignoreregex.iter().map(FilterRegex::source)
+    }
+
+    /// The prefregex as configured.
+    pub fn prefregex_source(&self) -> Option<&str> {
+        self.regexes.prefregex.as_ref().map(FilterRegex::source)
+    }
+
+    /// `maxlines`.
+    pub fn maxlines(&self) -> usize {
+        self.settings.maxlines
+    }
+
+    /// Marks the end (or a restart) of the initial catch-up read.
+    pub fn set_in_operation(&mut self, in_operation: bool) {
+        self.settings.in_operation = in_operation;
+    }
+
+    /// Whether the prefregex matched the last time it was tried.
+    pub fn prefregex_matched(&self) -> bool {
+        self.state.prefregex_matched
+    }
+
+    /// Indices of the ignoreregexes that matched on the last line.
+    pub fn ignored_by(&self) -> &[usize] {
+        &self.state.ignored_by
+    }
+
+    /// The lines currently held in the multi-line buffer.
+    pub fn buffered_lines(&self) -> &[TupleLine] {
+        &self.state.line_buffer
+    }
+
+    /// Takes the notices gathered since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.state.notices)
+    }
+
+    /// Forgets the state carried between lines (multi-line buffer, ids, last date).
+    pub fn reset(&mut self) {
+        let s = &mut self.state;
+        s.line_buffer.clear();
+        s.mlfid_cache.clear();
+        s.last_time_text.clear();
+        s.last_date = None;
+    }
+
+    /// Processes one log line (without its line ending) whose date, if any, is at
+    /// `date`; `now` is the current time.
+    pub fn process_line(
+        &mut self,
+        line: &str,
+        date: Option<DateSpan>,
+        now: f64,
+        resolver: &dyn Resolver,
+    ) -> Vec<Failure> {
+        let state = &mut self.state;
+        let mut tuple;
+        let mut time = None;
+        match date {
+            Some(span) => {
+                tuple = TupleLine::new(line, span.start, span.end);
+                if span.start < span.end {
+                    match span.time {
+                        Some(t) => {
+                            time = Some(t);
+                            state.last_time_text.clear();
+                            state.last_time_text.push_str(tuple.date());
+                            state.last_date = Some(t);
+                        }
+                        None => state.notices.push(Notice::UnparsableDate {
+                            text: tuple.date().to_string(),
+                        }),
+                    }
+                } else if state.recent_last_date(now) {
+                    tuple = TupleLine::with_date_prefix(&state.last_time_text, line);
+                    time = state.last_date;
+                } else {
+                    time = Some(now);
+                }
+            }
+            None => tuple = TupleLine::undated(line),
+        }
+        let mut no_date = false;
+        if time.is_none() {
+            no_date = true;
+            if state.recent_last_date(now) {
+                tuple = TupleLine::with_date_prefix(&state.last_time_text, line);
+                time = state.last_date;
+            } else if self.settings.mode.check_find_time && self.settings.in_operation {
+                time = Some(now);
+            }
+        }
+        if let Some(t) = time {
+            match self.settings.apply_time_rules(state, t, now, line) {
+                Some(t) => time = Some(t),
+                None => return Vec::new(),
+            }
+        }
+        find_failure(
+            &self.regexes,
+            &self.settings,
+            state,
+            tuple,
+            time,
+            no_date,
+            now,
+            resolver,
+        )
+    }
+
+    /// Processes a line whose time is already known (journal entries): no date
+    /// detection; the regexes see `line`, reports show `date_text` before it.
+    pub fn process_dated_line(
+        &mut self,
+        date_text: &str,
+        line: &str,
+        time: f64,
+        now: f64,
+        resolver: &dyn Resolver,
+    ) -> Vec<Failure> {
+        let state = &mut self.state;
+        let tuple = TupleLine::with_date_prefix(date_text, line);
+        state.last_time_text.clear();
+        state.last_time_text.push_str(date_text);
+        state.last_date = Some(time);
+        let Some(time) = self.settings.apply_time_rules(state, time, now, line) else {
+            return Vec::new();
+        };
+        find_failure(
+            &self.regexes,
+            &self.settings,
+            state,
+            tuple,
+            Some(time),
+            false,
+            now,
+            resolver,
+        )
+    }
+}
+
+impl Settings {
+    /// The daemon's rules for odd times; `None` drops the line.
+    fn apply_time_rules(&self, state: &mut State, time: f64, now: f64, line: &str) -> Option<f64> {
+        if !self.mode.check_find_time {
+            return Some(time);
+        }
+        if self.in_operation {
+            let delta = (time - now).trunc();
+            if delta.abs() > 60.0 {
+                state.notices.push(Notice::TimeSkew {
+                    delta,
+                    line: line.to_string(),
+                });
+                state.last_date = Some(now);
+                return Some(now);
+            }
+            Some(time)
+        } else if time < now - self.mode.find_time {
+            state.notices.push(Notice::TooOld {
+                line: line.to_string(),
+            });
+            None
+        } else {
+            Some(time)
+        }
+    }
+}
+
+impl State {
+    fn recent_last_date(&self, now: f64) -> bool {
+        self.last_date.is_some_and(|d| d != 0.0 && d > now - 60.0)
+    }
+
+    /// Runs `regex`, counting an engine that gave up as a non-match.
+    fn run(&mut self, regex: &FilterRegex, buf: &str, org: &[TupleLine]) -> Option<LineSplit> {
+        match regex.search(buf, org, &mut self.locs) {
+            Ok(found) => found,
+            Err(_) => {
+                self.notices.push(Notice::RegexGaveUp {
+                    regex: regex.source().to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    /// Whether an ignoreregex matches; records which ones did. After a failregex
+    /// match, a multi-line buffer is checked on the lines that match used only.
+    fn ignore_line(
+        &mut self,
+        regexes: &Regexes,
+        settings: &Settings,
+        buf: &str,
+        org: &[TupleLine],
+        fail: Option<&LineSplit>,
+    ) -> bool {
+        let own;
+        let (buf, org): (&str, &[TupleLine]) = match fail {
+            Some(split) if settings.maxlines > 1 => {
+                let mut b = String::new();
+                lines::join_into(&split.matched, &mut b);
+                own = b;
+                (&own, &split.matched)
+            }
+            _ => (buf, org),
+        };
+        let check_all = settings.mode.check_all;
+        let mut found = false;
+        for (index, regex) in regexes.ignoreregex.iter().enumerate() {
+            if self.run(regex, buf, org).is_none() {
+                continue;
+            }
+            found = true;
+            self.ignored_by.push(index);
+            if let (true, Some(split)) = (!check_all || settings.maxlines > 1, fail) {
+                self.line_buffer = split.unmatched.clone();
+            }
+            if !check_all {
+                break;
+            }
+        }
+        found
+    }
+}
+
+/// fail2ban's `findFailure`: runs the regexes over the buffered line(s).
+#[allow(clippy::too_many_arguments)]
+fn find_failure(
+    regexes: &Regexes,
+    settings: &Settings,
+    state: &mut State,
+    tuple: TupleLine,
+    date: Option<f64>,
+    no_date: bool,
+    now: f64,
+    resolver: &dyn Resolver,
+) -> Vec<Failure> {
+    state.ignored_by.clear();
+    let multi = settings.maxlines > 1;
+    let raw_default = settings.use_dns == UseDns::Raw || settings.mode.raw_hosts;
+
+    if multi {
+        state.line_buffer.push(tuple);
+        let excess = state.line_buffer.len().saturating_sub(settings.maxlines);
+        state.line_buffer.drain(..excess);
+    } else {
+        state.line_buffer.clear();
+        state.line_buffer.push(tuple);
+    }
+    let org: Vec<TupleLine> = state.line_buffer.clone();
+    let mut buf = std::mem::take(&mut state.buf);
+    lines::join_into(&org, &mut buf);
+    let failures = find_in_buffer(
+        regexes,
+        settings,
+        state,
+        &org,
+        &mut buf,
+        date,
+        no_date,
+        now,
+        raw_default,
+        resolver,
+    );
+    state.buf = buf;
+    failures
+}
+
+#[allow(clippy::too_many_arguments)]
+fn find_in_buffer(
+    regexes: &Regexes,
+    settings: &Settings,
+    state: &mut State,
+    org: &[TupleLine],
+    buf: &mut String,
+    date: Option<f64>,
+    no_date: bool,
+    now: f64,
+    raw_default: bool,
+    resolver: &dyn Resolver,
+) -> Vec<Failure> {
+    let check_all = settings.mode.check_all;
+    let multi = settings.maxlines > 1;
+    let mut failures = Vec::new();
+    let mut buf_valid = true;
+
+    let ignore_first = !regexes.ignoreregex.is_empty()
+        && (regexes.ignoreregex.len() as isize) < (regexes.failregex.len() as isize) - 2;
+    if ignore_first && state.ignore_line(regexes, settings, buf, org, None) {
+        return failures;
+    }
+
+    let mut pre_groups: Option<FailData> = None;
+    if let Some(pref) = &regexes.prefregex {
+        let split = state.run(pref, buf, org);
+        state.prefregex_matched = split.is_some();
+        if split.is_none() {
+            return failures;
+        }
+        let mut groups = pref.groups(buf, &state.locs);
+        if let Some(Value::Text(content)) = groups.pop(keys::CONTENT).filter(Value::is_truthy) {
+            state.line_buffer = vec![TupleLine::undated(&content)];
+            buf_valid = false;
+        }
+        pre_groups = Some(groups);
+    }
+
+    for (index, regex) in regexes.failregex.iter().enumerate() {
+        if !buf_valid {
+            lines::join_into(&state.line_buffer, buf);
+            buf_valid = true;
+        }
+        let Some(split) = state.run(regex, buf, org) else {
+            continue;
+        };
+        let mut fail = regex.groups(buf, &state.locs);
+        if !regexes.ignoreregex.is_empty()
+            && state.ignore_line(regexes, settings, buf, org, Some(&split))
+        {
+            buf_valid = false;
+            if !check_all {
+                break;
+            }
+            continue;
+        }
+        if no_date {
+            state.notices.push(Notice::MatchWithoutDate {
+                line: split
+                    .matched
+                    .iter()
+                    .map(TupleLine::full)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            });
+            if date.is_none() && settings.mode.check_find_time {
+                continue;
+            }
+        }
+        if !check_all || multi {
+            state.line_buffer = split.unmatched.clone();
+            buf_valid = false;
+        }
+        if let Some(pre) = &pre_groups {
+            let mut merged = pre.clone();
+            merged.update(fail);
+            fail = merged;
+        }
+        let mlfid = fail.text(keys::MLFID).map(str::to_string);
+        match &mlfid {
+            Some(id) => {
+                fail = mlfid::merge(
+                    &mut state.mlfid_cache,
+                    id,
+                    fail,
+                    &split.matched,
+                    now,
+                    &state.keys,
+                );
+                if fail.truthy(keys::NOFAIL) && !check_all {
+                    return failures;
+                }
+            }
+            None => {
+                let mut lines = fail.take_lines(keys::MATCHES);
+                lines.extend(split.matched.iter().cloned());
+                fail.set(&state.keys.matches, Value::Lines(lines));
+            }
+        }
+        let Ok(ids) = failure_ids(
+            &mut fail,
+            mlfid.is_some(),
+            raw_default,
+            settings.use_dns,
+            &state.keys,
+            resolver,
+        ) else {
+            continue;
+        };
+        if ids.is_none() {
+            fail.set(&state.keys.mlfpending, Value::Flag);
+        }
+        if let Some(id) = &mlfid {
+            state.mlfid_cache.update(id, &fail);
+        }
+        match ids {
+            None => {
+                if !check_all && settings.mode.ignore_pending {
+                    return failures;
+                }
+                failures.push(Failure {
+                    regex: index,
+                    id: None,
+                    time: date,
+                    data: fail,
+                });
+            }
+            Some(ids) => {
+                for id in ids {
+                    failures.push(Failure {
+                        regex: index,
+                        id: Some(id),
+                        time: date,
+                        data: fail.clone(),
+                    });
+                }
+            }
+        }
+        if !check_all {
+            break;
+        }
+    }
+    failures
+}
+
+/// Resolves a failure's ids: `Ok(None)` when it has none yet (multi-line pending),
+/// `Err` when the regex captured nothing usable at all.
+fn failure_ids(
+    fail: &mut FailData,
+    has_mlfid: bool,
+    raw_default: bool,
+    use_dns: UseDns,
+    k: &Keys,
+    resolver: &dyn Resolver,
+) -> Result<Option<Vec<FailureId>>, ()> {
+    let default_hint = if raw_default {
+        AddrHint::Raw
+    } else {
+        AddrHint::Any
+    };
+    let cidr = fail
+        .text(keys::CIDR)
+        .filter(|c| !c.is_empty())
+        .and_then(|c| c.parse::<u32>().ok());
+    let fid = fail.text(keys::FID).map(str::to_string);
+    let (ip, hint, raw) = if let Some(ip4) = fail.text(keys::IP4) {
+        (
+            ip4.to_string(),
+            cidr.map_or(AddrHint::V4, AddrHint::Prefix),
+            true,
+        )
+    } else if let Some(ip6) = fail.text(keys::IP6) {
+        (
+            ip6.to_string(),
+            cidr.map_or(AddrHint::V6, AddrHint::Prefix),
+            true,
+        )
+    } else if let Some(dns) = fail.text(keys::DNS) {
+        (dns.to_string(), default_hint, raw_default)
+    } else {
+        match &fid {
+            Some(f) => (f.clone(), default_hint, true),
+            None if has_mlfid => return Ok(None),
+            None => return Err(()),
+        }
+    };
+    if !raw {
+        return Ok(Some(text_to_ips(&ip, use_dns, resolver)));
+    }
+    match &fid {
+        Some(f) if *f != ip => {
+            fail.set(&k.ip, Value::Addr(FailureId::parse(&ip, hint)));
+            Ok(Some(vec![FailureId::parse(f, default_hint)]))
+        }
+        _ => Ok(Some(vec![FailureId::parse(&ip, hint)])),
+    }
+}
+
+/// A host name to its addresses: a literal address as itself, otherwise through the
+/// resolver when `usedns` allows it.
+fn text_to_ips(text: &str, use_dns: UseDns, resolver: &dyn Resolver) -> Vec<FailureId> {
+    let literal = literal_address(text).map(|a| FailureId::parse(a, AddrHint::Any));
+    if let Some(id) = literal.filter(FailureId::is_addr) {
+        return vec![id];
+    }
+    if !use_dns.resolves() {
+        return Vec::new();
+    }
+    let mut ids: Vec<FailureId> = Vec::new();
+    for ip in resolver.resolve(text) {
+        let hint = if ip.is_ipv4() {
+            AddrHint::V4
+        } else {
+            AddrHint::V6
+        };
+        let id = FailureId::parse(&ip.to_string(), hint);
+        if id.is_addr() && !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// fail2ban's `searchIP`: the whole text is an IPv4 address or a (bracketed) IPv6 one.
+fn literal_address(text: &str) -> Option<&str> {
+    let looks_v4 = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if looks_v4 {
+        return Some(text);
+    }
+    let inner = text
+        .strip_prefix('[')
+        .map_or(text, |t| t.strip_suffix(']').unwrap_or(t));
+    let looks_v6 = inner.contains(':') && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+    looks_v6.then_some(inner)
+}

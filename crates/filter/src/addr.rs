@@ -1,0 +1,258 @@
+//! Failure ids: addresses as fail2ban normalises them, or raw text.
+//!
+//! fail2ban compares failure ids by value: two spellings of one IPv6 address are one
+//! offender, `::ffff:192.0.2.1` is the IPv4 address it maps, and a captured text that is
+//! not an address (a user name with `<F-ID>`, a host name with `usedns = raw`) is kept
+//! verbatim.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The identity a failure is counted and banned under.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureId {
+    /// An address, or a network when `prefix` is shorter than the address.
+    Addr { ip: IpAddr, prefix: u8 },
+    /// Text that was meant to be an address but is not one (`999.1.1.1`).
+    Invalid(String),
+    /// Text taken as it is: `usedns = raw`, raw hosts, or a non-address `F-ID`.
+    Raw(String),
+}
+
+/// How a captured text is to be read (fail2ban's `cidr` argument of `IPAddr`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrHint {
+    /// Verbatim, never parsed.
+    Raw,
+    /// Either family; `[v6]` brackets and `/prefix` or `/netmask` suffixes understood.
+    Any,
+    /// IPv4 only.
+    V4,
+    /// IPv6 only (IPv4-mapped addresses become IPv4).
+    V6,
+    /// Either family, masked to this prefix length.
+    Prefix(u32),
+}
+
+impl FailureId {
+    /// Reads `text` as fail2ban's `IPAddr(text, cidr)` does.
+    pub fn parse(text: &str, hint: AddrHint) -> FailureId {
+        match hint {
+            AddrHint::Raw => FailureId::Raw(text.to_string()),
+            AddrHint::V4 => match text.parse::<Ipv4Addr>() {
+                Ok(v4) => FailureId::from_ip(IpAddr::V4(v4), None),
+                Err(_) => FailureId::Invalid(text.to_string()),
+            },
+            AddrHint::V6 => match parse_v6(text) {
+                Some(v6) => FailureId::from_ip(IpAddr::V6(v6), None),
+                None => FailureId::Invalid(text.to_string()),
+            },
+            AddrHint::Prefix(prefix) => match parse_either(text) {
+                Some(ip) => FailureId::from_ip(ip, Some(prefix)),
+                None => FailureId::Invalid(text.to_string()),
+            },
+            AddrHint::Any => parse_unspecified(text),
+        }
+    }
+
+    /// Whether this is a valid address or network (not raw or invalid text).
+    pub fn is_addr(&self) -> bool {
+        matches!(self, FailureId::Addr { .. })
+    }
+
+    /// The address, for ids that are one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            FailureId::Addr { ip, .. } => Some(*ip),
+            _ => None,
+        }
+    }
+
+    /// `inet4` or `inet6` for addresses, as fail2ban's `<family>` tag.
+    pub fn family(&self) -> Option<&'static str> {
+        match self {
+            FailureId::Addr {
+                ip: IpAddr::V4(_), ..
+            } => Some("inet4"),
+            FailureId::Addr {
+                ip: IpAddr::V6(_), ..
+            } => Some("inet6"),
+            _ => None,
+        }
+    }
+
+    fn from_ip(ip: IpAddr, prefix: Option<u32>) -> FailureId {
+        match (ip, prefix) {
+            (IpAddr::V4(v4), Some(p)) => FailureId::Addr {
+                ip: IpAddr::V4(Ipv4Addr::from(mask_v4(u32::from(v4), p))),
+                prefix: clamp_prefix(p),
+            },
+            (IpAddr::V6(v6), Some(p)) => FailureId::Addr {
+                ip: IpAddr::V6(Ipv6Addr::from(mask_v6(u128::from(v6), p))),
+                prefix: clamp_prefix(p),
+            },
+            (IpAddr::V4(_), None) => FailureId::Addr { ip, prefix: 32 },
+            (IpAddr::V6(v6), None) => match v6.to_ipv4_mapped() {
+                Some(v4) => FailureId::Addr {
+                    ip: IpAddr::V4(v4),
+                    prefix: 32,
+                },
+                None => FailureId::Addr { ip, prefix: 128 },
+            },
+        }
+    }
+}
+
+/// fail2ban stores the prefix as given; lengths beyond the family's width mask nothing
+/// and print no suffix, so saturating at 128 keeps both behaviours.
+fn clamp_prefix(p: u32) -> u8 {
+    u8::try_from(p.min(128)).unwrap_or(128)
+}
+
+fn mask_v4(addr: u32, prefix: u32) -> u32 {
+    if prefix >= 32 {
+        addr
+    } else {
+        addr & !(u32::MAX >> prefix)
+    }
+}
+
+fn mask_v6(addr: u128, prefix: u32) -> u128 {
+    if prefix >= 128 {
+        addr
+    } else {
+        addr & !(u128::MAX >> prefix)
+    }
+}
+
+fn parse_v6(text: &str) -> Option<Ipv6Addr> {
+    // A zone index (`fe80::1%eth0`) is not part of an address fail2ban recognises.
+    text.parse::<Ipv6Addr>().ok()
+}
+
+fn parse_either(text: &str) -> Option<IpAddr> {
+    if let Ok(v4) = text.parse::<Ipv4Addr>() {
+        return Some(IpAddr::V4(v4));
+    }
+    parse_v6(text).map(IpAddr::V6)
+}
+
+/// `IPAddr(text)` with no family given: strips `[...]`, honours `/prefix` and `/netmask`.
+fn parse_unspecified(text: &str) -> FailureId {
+    let inner = if text.len() > 2 && text.starts_with('[') && text.ends_with(']') {
+        &text[1..text.len() - 1]
+    } else {
+        text
+    };
+    let Some((addr, mask)) = inner.split_once('/') else {
+        return match parse_either(inner) {
+            Some(ip) => FailureId::from_ip(ip, None),
+            None => FailureId::Invalid(inner.to_string()),
+        };
+    };
+    let prefix = if mask.contains('.') || mask.contains(':') {
+        match netmask_prefix(mask) {
+            Some(p) => p,
+            None => return FailureId::Invalid(inner.to_string()),
+        }
+    } else {
+        match mask.trim().parse::<u32>() {
+            Ok(p) => p,
+            Err(_) => return FailureId::Invalid(inner.to_string()),
+        }
+    };
+    match parse_either(addr) {
+        Some(ip) => FailureId::from_ip(ip, Some(prefix)),
+        None => FailureId::Invalid(addr.to_string()),
+    }
+}
+
+/// The prefix length of a contiguous netmask such as `255.255.255.0`.
+fn netmask_prefix(mask: &str) -> Option<u32> {
+    let bits: u128 = match parse_either(mask)? {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    let width = if mask.contains(':') { 128 } else { 32 };
+    let ones = bits.count_ones();
+    let expected = if ones == 0 {
+        0
+    } else {
+        (u128::MAX >> (128 - ones)) << (width - ones)
+    };
+    (bits == expected).then_some(ones)
+}
+
+impl fmt::Display for FailureId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureId::Addr {
+                ip: IpAddr::V4(v4),
+                prefix,
+            } => {
+                write!(f, "{v4}")?;
+                if *prefix > 0 && *prefix < 32 {
+                    write!(f, "/{prefix}")?;
+                }
+                Ok(())
+            }
+            FailureId::Addr {
+                ip: IpAddr::V6(v6),
+                prefix,
+            } => {
+                write!(f, "{v6}")?;
+                if *prefix > 0 && *prefix < 128 {
+                    write!(f, "/{prefix}")?;
+                }
+                Ok(())
+            }
+            FailureId::Invalid(s) | FailureId::Raw(s) => f.write_str(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(text: &str, hint: AddrHint) -> String {
+        FailureId::parse(text, hint).to_string()
+    }
+
+    #[test]
+    fn ipv4_forms() {
+        assert_eq!(show("192.0.2.7", AddrHint::V4), "192.0.2.7");
+        assert_eq!(
+            FailureId::parse("999.1.1.1", AddrHint::V4),
+            FailureId::Invalid("999.1.1.1".into())
+        );
+        assert_eq!(show("192.0.2.7", AddrHint::Prefix(24)), "192.0.2.0/24");
+        assert_eq!(show("192.0.2.7/255.255.0.0", AddrHint::Any), "192.0.0.0/16");
+        assert_eq!(show("[192.0.2.7]", AddrHint::Any), "192.0.2.7");
+    }
+
+    #[test]
+    fn ipv6_forms_are_normalised() {
+        assert_eq!(show("2001:DB8:0:0:0:0:0:1", AddrHint::V6), "2001:db8::1");
+        assert_eq!(show("::ffff:192.0.2.1", AddrHint::V6), "192.0.2.1");
+        assert_eq!(show("2001:db8::1", AddrHint::Prefix(64)), "2001:db8::/64");
+        assert!(!FailureId::parse("2001:db8:::1", AddrHint::V6).is_addr());
+    }
+
+    #[test]
+    fn equal_spellings_are_one_id() {
+        assert_eq!(
+            FailureId::parse("2001:db8::0:1", AddrHint::V6),
+            FailureId::parse("2001:db8:0::1", AddrHint::Any)
+        );
+        assert_ne!(
+            FailureId::parse("host", AddrHint::Raw),
+            FailureId::parse("host", AddrHint::Any)
+        );
+    }
+
+    #[test]
+    fn raw_keeps_text() {
+        assert_eq!(show("[::1]", AddrHint::Raw), "[::1]");
+    }
+}

@@ -1,0 +1,190 @@
+//! The data a failure carries: captured fields, matched lines, users.
+//!
+//! fail2ban keeps this in one dictionary that mixes regex groups with bookkeeping
+//! entries (`matches`, `users`, `nofail`, `mlfpending`, …), and its multi-line merging
+//! rules are written in terms of that dictionary: which keys are popped, which `None`
+//! values overwrite others. Modelling it the same way keeps those rules checkable line
+//! by line against the reference.
+
+use std::sync::Arc;
+
+use crate::FailureId;
+use crate::lines::TupleLine;
+
+/// A value in a failure's data.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A group that did not take part in the match.
+    None,
+    /// A captured or assigned text.
+    Text(String),
+    /// A flag set by the filter itself (`mlfpending`).
+    Flag,
+    /// Lines (`matches`, `nofail-matches`).
+    Lines(Vec<TupleLine>),
+    /// The distinct user names seen for one multi-line failure id, in first-seen order.
+    Users(Vec<String>),
+    /// An address kept beside a non-address failure id (`ip`).
+    Addr(FailureId),
+    /// Values of `tuple_NAME_N` groups combined into `NAME`.
+    Tuple(Vec<Option<String>>),
+}
+
+impl Value {
+    /// Python truthiness: `None`, `""` and empty collections are false.
+    pub fn is_truthy(&self) -> bool {
+        match self {
+            Value::None => false,
+            Value::Text(s) => !s.is_empty(),
+            Value::Flag | Value::Addr(_) | Value::Tuple(_) => true,
+            Value::Lines(l) => !l.is_empty(),
+            Value::Users(u) => !u.is_empty(),
+        }
+    }
+
+    /// The text, for text values.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// An insertion-ordered map of names to values (few keys: linear search is fastest).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FailData {
+    entries: Vec<(Arc<str>, Value)>,
+}
+
+impl FailData {
+    pub(crate) fn with_capacity(n: usize) -> FailData {
+        FailData {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// The value of `key`, if present (a present `None` group is `Some(&Value::None)`).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The text of `key`, if present and text.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_text)
+    }
+
+    /// Whether `key` is present and truthy.
+    pub fn truthy(&self, key: &str) -> bool {
+        self.get(key).is_some_and(Value::is_truthy)
+    }
+
+    /// Whether `key` is present with a value other than `None`.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| *v != Value::None)
+    }
+
+    pub(crate) fn set(&mut self, key: &Arc<str>, value: Value) {
+        match self.entries.iter_mut().find(|(k, _)| **k == **key) {
+            Some((_, v)) => *v = value,
+            None => self.entries.push((Arc::clone(key), value)),
+        }
+    }
+
+    pub(crate) fn pop(&mut self, key: &str) -> Option<Value> {
+        let pos = self.entries.iter().position(|(k, _)| &**k == key)?;
+        Some(self.entries.remove(pos).1)
+    }
+
+    /// `dict.update(other)`: every entry of `other` overwrites, `None` values included.
+    pub(crate) fn update(&mut self, other: FailData) {
+        for (k, v) in other.entries {
+            self.set(&k, v);
+        }
+    }
+
+    /// `dict.update((k, v) for k, v in other.items() if v is not None)`.
+    pub(crate) fn update_set_only(&mut self, other: FailData) {
+        for (k, v) in other.entries {
+            if v != Value::None {
+                self.set(&k, v);
+            }
+        }
+    }
+
+    /// All entries, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.entries.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// The matched lines (`matches`).
+    pub fn matches(&self) -> &[TupleLine] {
+        match self.get(keys::MATCHES) {
+            Some(Value::Lines(l)) => l,
+            _ => &[],
+        }
+    }
+
+    /// The users seen for a multi-line failure (`users`).
+    pub fn users(&self) -> &[String] {
+        match self.get(keys::USERS) {
+            Some(Value::Users(u)) => u,
+            _ => &[],
+        }
+    }
+
+    pub(crate) fn take_lines(&mut self, key: &str) -> Vec<TupleLine> {
+        match self.pop(key) {
+            Some(Value::Lines(l)) => l,
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Names of the bookkeeping entries.
+pub(crate) mod keys {
+    pub const MATCHES: &str = "matches";
+    pub const USERS: &str = "users";
+    pub const USER: &str = "user";
+    pub const NOFAIL: &str = "nofail";
+    pub const NOFAIL_MATCHES: &str = "nofail-matches";
+    pub const MLFID: &str = "mlfid";
+    pub const MLFGAINED: &str = "mlfgained";
+    pub const MLFFORGET: &str = "mlfforget";
+    pub const MLFPENDING: &str = "mlfpending";
+    pub const CONTENT: &str = "content";
+    pub const FID: &str = "fid";
+    pub const IP4: &str = "ip4";
+    pub const IP6: &str = "ip6";
+    pub const DNS: &str = "dns";
+    pub const CIDR: &str = "cidr";
+    pub const IP: &str = "ip";
+}
+
+/// Interned `Arc<str>` keys for the bookkeeping entries, so that setting one does not
+/// allocate.
+#[derive(Debug)]
+pub(crate) struct Keys {
+    pub matches: Arc<str>,
+    pub users: Arc<str>,
+    pub nofail: Arc<str>,
+    pub nofail_matches: Arc<str>,
+    pub mlfpending: Arc<str>,
+    pub ip: Arc<str>,
+}
+
+impl Keys {
+    pub(crate) fn new() -> Keys {
+        Keys {
+            matches: Arc::from(keys::MATCHES),
+            users: Arc::from(keys::USERS),
+            nofail: Arc::from(keys::NOFAIL),
+            nofail_matches: Arc::from(keys::NOFAIL_MATCHES),
+            mlfpending: Arc::from(keys::MLFPENDING),
+            ip: Arc::from(keys::IP),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Log lines split around their date, and the text the regexes see.
+
+use std::sync::Arc;
+
+/// A log line with the span of its date text.
+///
+/// fail2ban matches regexes against the line *without* its date (`before + after`) and
+/// reports the whole line (`before + date + after`) as the matched line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TupleLine {
+    full: Arc<str>,
+    date_start: usize,
+    date_end: usize,
+}
+
+impl TupleLine {
+    /// A line whose date text is `line[date_start..date_end]` (an empty span when none).
+    pub fn new(line: &str, date_start: usize, date_end: usize) -> TupleLine {
+        let (date_start, date_end) = if date_start <= date_end
+            && date_end <= line.len()
+            && line.is_char_boundary(date_start)
+            && line.is_char_boundary(date_end)
+        {
+            (date_start, date_end)
+        } else {
+            (0, 0)
+        };
+        TupleLine {
+            full: Arc::from(line),
+            date_start,
+            date_end,
+        }
+    }
+
+    /// A line with no date text.
+    pub fn undated(line: &str) -> TupleLine {
+        TupleLine::new(line, 0, 0)
+    }
+
+    /// A line given as a date text (already known) and the rest of the line.
+    pub fn with_date_prefix(date: &str, rest: &str) -> TupleLine {
+        let mut full = String::with_capacity(date.len() + rest.len());
+        full.push_str(date);
+        full.push_str(rest);
+        TupleLine {
+            full: Arc::from(full),
+            date_start: 0,
+            date_end: date.len(),
+        }
+    }
+
+    /// The whole line, date included.
+    pub fn full(&self) -> &str {
+        &self.full
+    }
+
+    /// The date text.
+    pub fn date(&self) -> &str {
+        &self.full[self.date_start..self.date_end]
+    }
+
+    /// Appends the line without its date to `out`.
+    pub fn push_text(&self, out: &mut String) {
+        out.push_str(&self.full[..self.date_start]);
+        out.push_str(&self.full[self.date_end..]);
+    }
+
+    /// The line without its date.
+    pub fn text(&self) -> String {
+        let mut s = String::with_capacity(self.full.len());
+        self.push_text(&mut s);
+        s
+    }
+}
+
+/// Builds the text fail2ban searches: the lines without dates, joined and ended by `\n`.
+pub(crate) fn join_into(lines: &[TupleLine], out: &mut String) {
+    out.clear();
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        l.push_text(out);
+    }
+    out.push('\n');
+}
+
+/// Python's `str.splitlines()`: every line boundary Python knows, without the ends.
+pub(crate) fn split_lines_python(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut iter = s.char_indices().peekable();
+    while let Some((i, c)) = iter.next() {
+        let boundary = matches!(
+            c,
+            '\n' | '\r'
+                | '\x0b'
+                | '\x0c'
+                | '\x1c'
+                | '\x1d'
+                | '\x1e'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
+        );
+        if boundary {
+            out.push(&s[start..i]);
+            let mut next = i + c.len_utf8();
+            if let (true, Some(&(j, '\n'))) = (c == '\r', iter.peek()) {
+                iter.next();
+                next = j + 1;
+            }
+            start = next;
+        }
+    }
+    if start < s.len() {
+        out.push(&s[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_cuts_the_date() {
+        let l = TupleLine::new("[2005-01-23 21:59:59] msg", 1, 20);
+        assert_eq!(l.text(), "[] msg");
+        assert_eq!(l.date(), "2005-01-23 21:59:59");
+        assert_eq!(l.full(), "[2005-01-23 21:59:59] msg");
+    }
+
+    #[test]
+    fn bad_spans_are_ignored() {
+        let l = TupleLine::new("é", 0, 1);
+        assert_eq!(l.text(), "é");
+    }
+
+    #[test]
+    fn python_splitlines() {
+        assert_eq!(split_lines_python("a\nb\r\nc\rd"), vec!["a", "b", "c", "d"]);
+        assert_eq!(split_lines_python("a\n"), vec!["a"]);
+        assert!(split_lines_python("").is_empty());
+    }
+}

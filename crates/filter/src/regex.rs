@@ -1,0 +1,236 @@
+//! A filter regex: tags expanded, compiled, with the bookkeeping of its groups.
+
+use std::sync::Arc;
+
+use rampart_pyre::{Flags, Locations, Regex};
+
+use crate::data::{FailData, Value};
+use crate::lines::{TupleLine, split_lines_python};
+use crate::{Error, UseDns, tags};
+
+/// Groups that identify a failure; a failregex needs one (itself or in the prefregex).
+const ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
+
+/// A compiled filter regex.
+#[derive(Debug)]
+pub(crate) struct FilterRegex {
+    /// The regex as configured, tags unexpanded: what reports show.
+    source: String,
+    regex: Regex,
+    groups: Vec<(usize, Arc<str>)>,
+    /// `alt_NAME[_N]` groups that fill `NAME` when it is empty, sorted by group name.
+    alternates: Vec<(Arc<str>, Arc<str>)>,
+    /// `tuple_NAME[_N]` groups combined with `NAME`, sorted by group name.
+    tuples: Vec<(Arc<str>, Arc<str>)>,
+    /// Python group numbers of `skiplines0`, `skiplines1`, … in order.
+    skiplines: Vec<usize>,
+}
+
+/// Lines of a multi-line buffer that a match used, and the others.
+#[derive(Debug, Default)]
+pub(crate) struct LineSplit {
+    pub matched: Vec<TupleLine>,
+    pub unmatched: Vec<TupleLine>,
+}
+
+impl FilterRegex {
+    pub(crate) fn new(source: &str, use_dns: UseDns, multiline: bool) -> Result<Self, Error> {
+        let expanded = tags::scope_inline_flags(&tags::expand(source, use_dns));
+        if expanded.trim_start().is_empty() {
+            return Err(Error::EmptyRegex);
+        }
+        let regex = Regex::with_flags(
+            &expanded,
+            Flags {
+                multiline,
+                ignore_case: false,
+            },
+        )
+        .map_err(|e| Error::Regex {
+            regex: source.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut groups: Vec<(usize, Arc<str>)> = regex
+            .group_names()
+            .map(|(i, n)| (i, Arc::from(n)))
+            .collect();
+        groups.sort_by_key(|(i, _)| *i);
+        let mut alternates = Vec::new();
+        let mut tuples = Vec::new();
+        for (_, name) in &groups {
+            if name.len() <= "alt_".len() {
+                continue;
+            }
+            if let Some(rest) = name.strip_prefix("alt_") {
+                alternates.push((Arc::clone(name), Arc::from(compound_target(rest).as_str())));
+            } else if let Some(rest) = name.strip_prefix("tuple_") {
+                tuples.push((Arc::clone(name), Arc::from(compound_target(rest).as_str())));
+            }
+        }
+        alternates.sort();
+        tuples.sort();
+        let mut skiplines = Vec::new();
+        while let Some(i) = regex.group_index(&format!("skiplines{}", skiplines.len())) {
+            skiplines.push(i);
+        }
+        Ok(FilterRegex {
+            source: source.to_string(),
+            regex,
+            groups,
+            alternates,
+            tuples,
+            skiplines,
+        })
+    }
+
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub(crate) fn has_id_group(&self) -> bool {
+        ID_GROUPS
+            .iter()
+            .any(|g| self.regex.group_index(g).is_some())
+    }
+
+    /// Runs the regex on `buf`; on a match, splits `org` into the lines the match used
+    /// and the others, as fail2ban does for multi-line buffers.
+    pub(crate) fn search(
+        &self,
+        buf: &str,
+        org: &[TupleLine],
+        locs: &mut Locations,
+    ) -> Result<Option<LineSplit>, Error> {
+        if !self.regex.captures(buf, locs) {
+            return Ok(None);
+        }
+        if org.len() <= 1 {
+            return Ok(Some(LineSplit {
+                matched: org.to_vec(),
+                unmatched: Vec::new(),
+            }));
+        }
+        let (start, end) = locs.get(0).unwrap_or((0, 0));
+        let bytes = buf.as_bytes();
+        let line_start = bytes[..(start + 1).min(bytes.len())]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        // Python's `index("\n", end - 1)` with end 0 searches from the last character.
+        let from = if end == 0 {
+            bytes.len().saturating_sub(1)
+        } else {
+            end - 1
+        };
+        let line_end = bytes[from.min(bytes.len())..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |p| from + p + 1);
+        let count1 = bytecount_newlines(&bytes[..line_start]);
+        let count2 = bytecount_newlines(&bytes[..line_end.min(bytes.len())]);
+        let count1 = count1.min(org.len());
+        let count2 = count2.clamp(count1, org.len());
+        let mut matched: Vec<TupleLine> = org[count1..count2].to_vec();
+        let mut unmatched: Vec<TupleLine> = org[..count1].to_vec();
+        let skipped = self.skipped_lines(buf, locs);
+        let mut n = 0;
+        for skipped_line in split_lines_python(&skipped) {
+            if let Some(m) = matched[n.min(matched.len())..]
+                .iter()
+                .position(|l| l.text() == skipped_line)
+            {
+                unmatched.push(matched.remove(n + m));
+                n += m;
+            }
+        }
+        unmatched.extend_from_slice(&org[count2..]);
+        Ok(Some(LineSplit { matched, unmatched }))
+    }
+
+    fn skipped_lines(&self, buf: &str, locs: &Locations) -> String {
+        let mut s = String::new();
+        for &g in &self.skiplines {
+            if let Some(t) = locs.text(buf, g) {
+                s.push_str(t);
+            }
+        }
+        s
+    }
+
+    /// The named groups of the last match, with `alt_` and `tuple_` groups merged.
+    pub(crate) fn groups(&self, buf: &str, locs: &Locations) -> FailData {
+        let mut data = FailData::with_capacity(self.groups.len() + 2);
+        for (i, name) in &self.groups {
+            let v = match locs.text(buf, *i) {
+                Some(t) => Value::Text(t.to_string()),
+                None => Value::None,
+            };
+            data.set(name, v);
+        }
+        for (alt, target) in &self.alternates {
+            let value = data.get(alt).filter(|v| v.is_truthy()).cloned();
+            if let Some(v) = value.filter(|_| !data.truthy(target)) {
+                data.set(target, v);
+            }
+        }
+        for (part, target) in &self.tuples {
+            let part = data.text(part).map(str::to_string);
+            let combined = match data.get(target) {
+                Some(Value::Tuple(items)) => {
+                    let mut items = items.clone();
+                    items.push(part);
+                    items
+                }
+                Some(other) => vec![other.as_text().map(str::to_string), part],
+                None => vec![None, part],
+            };
+            data.set(target, Value::Tuple(combined));
+        }
+        data
+    }
+}
+
+/// `alt_user_1` and `tuple_id_2` name `user` and `id` (mapped like tags: `id` → `fid`).
+fn compound_target(rest: &str) -> String {
+    let base = match rest.rfind('_') {
+        Some(p) if p + 1 < rest.len() && rest[p + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+            &rest[..p]
+        }
+        _ => rest,
+    };
+    tags::group_name(base)
+}
+
+fn bytecount_newlines(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternates_fill_empty_targets() {
+        let r = FilterRegex::new(
+            "u=<F-USER>\\S*</F-USER> a=<F-ALT_USER>\\S*</F-ALT_USER>",
+            UseDns::No,
+            false,
+        )
+        .unwrap();
+        let mut locs = Locations::new();
+        let buf = "u= a=bob\n";
+        assert!(r.search(buf, &[], &mut locs).unwrap().is_some());
+        assert_eq!(r.groups(buf, &locs).text("user"), Some("bob"));
+        let buf = "u=eve a=bob\n";
+        assert!(r.search(buf, &[], &mut locs).unwrap().is_some());
+        assert_eq!(r.groups(buf, &locs).text("user"), Some("eve"));
+    }
+
+    #[test]
+    fn compound_names() {
+        assert_eq!(compound_target("user_1"), "user");
+        assert_eq!(compound_target("user"), "user");
+        assert_eq!(compound_target("id"), "fid");
+        assert_eq!(compound_target("a_b"), "a_b");
+    }
+}
