@@ -4,16 +4,35 @@
 //! accepts them verbatim and answers `re.search` questions with Python's semantics:
 //! named groups `(?P<n>…)`, back-references `(?P=n)`, conditionals `(?(n)a|b)`,
 //! lookaround, scoped flags, `$` matching before a final newline, `\Z`, `\<`/`\>` as
-//! literals, `{,n}` and Unicode classes.
+//! literals, `{,n}` and Python's own Unicode classes.
+//!
+//! A pattern is parsed into a syntax tree (`parse`), rewritten where an exact
+//! equivalent avoids backtracking (`rewrite`), and lowered to the linear-time
+//! `regex-automata` meta engine when nothing but regular constructs remain; otherwise it
+//! runs on `fancy-regex`, a backtracking engine with a step limit (`lower`). The
+//! literals any match must contain are extracted for a multi-pattern prefilter
+//! (`literals`).
 //!
 //! Group numbers are Python's: every capturing group, named or not, numbered by its
 //! opening parenthesis, whatever the pattern is rewritten to internally.
 //!
 //! The crate does no IO and never panics on a pattern or a haystack.
 
-mod translate;
+mod ast;
+mod charset;
+mod literals;
+mod lower;
+mod parse;
+mod rewrite;
+mod tables;
 
 use std::fmt;
+use std::sync::OnceLock;
+
+use regex_automata::util::primitives::NonMaxUsize;
+use regex_automata::{Input, meta};
+
+pub use literals::{Candidates, Prefilter};
 
 /// Compile-time flags that apply to the whole pattern (Python's `re.compile` flags).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,18 +61,66 @@ pub enum Error {
     Syntax { pattern: String, reason: String },
 }
 
+/// A search that could not be decided.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MatchError {
+    /// The backtracking engine hit its step limit on this haystack (a pathological
+    /// input); whether the pattern matches is unknown.
+    #[error("the backtracking engine gave up on pattern {pattern:?}: {reason}")]
+    GaveUp { pattern: String, reason: String },
+}
+
+/// How many steps the backtracking engine may take on one haystack.
+const BACKTRACK_LIMIT: usize = 1_000_000;
+
+struct Linear {
+    regex: meta::Regex,
+    caveats: lower::Caveats,
+    slots: usize,
+}
+
+impl Linear {
+    /// Whether the linear engine's answer on `haystack` is exactly Python's.
+    #[inline]
+    fn exact_on(&self, haystack: &str) -> bool {
+        let c = self.caveats;
+        if c.single_line
+            && let Some(body) = haystack.as_bytes().get(..haystack.len().saturating_sub(1))
+            && memchr::memchr(b'\n', body).is_some()
+        {
+            return false;
+        }
+        if c.not_boundary && haystack.is_empty() {
+            return false;
+        }
+        if c.word_boundary && !haystack.is_ascii() {
+            let odd = charset::word_disagreement();
+            if haystack.chars().any(|ch| charset::in_ranges(ch, odd)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// A compiled Python regular expression.
 pub struct Regex {
     pattern: String,
-    engine: fancy_regex::Regex,
     names: Vec<(usize, String)>,
     group_count: usize,
+    /// The tree as parsed, which the backtracking engine runs.
+    tree: ast::Node,
+    linear: Option<Linear>,
+    fancy: OnceLock<Result<fancy_regex::Regex, String>>,
+    literals: Option<RequiredLiterals>,
 }
 
 impl fmt::Debug for Regex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Regex")
             .field("pattern", &self.pattern)
+            .field("engine", &self.engine())
             .finish()
     }
 }
@@ -66,29 +133,51 @@ impl Regex {
 
     /// Compiles `pattern` with `flags`.
     pub fn with_flags(pattern: &str, flags: Flags) -> Result<Regex, Error> {
-        let translated = translate::to_fancy(pattern, flags).map_err(|reason| Error::Syntax {
+        let syntax = |reason: String| Error::Syntax {
             pattern: pattern.to_string(),
             reason,
-        })?;
-        let engine = fancy_regex::RegexBuilder::new(&translated)
-            .backtrack_limit(1_000_000)
-            .build()
-            .map_err(|e| Error::Syntax {
-                pattern: pattern.to_string(),
-                reason: e.to_string(),
-            })?;
-        let names = engine
-            .capture_names()
-            .enumerate()
-            .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
-            .collect();
-        let group_count = engine.captures_len().saturating_sub(1);
-        Ok(Regex {
+        };
+        let parsed = parse::parse(
+            pattern,
+            parse::FlagSet {
+                ignore_case: flags.ignore_case,
+                multiline: flags.multiline,
+                ..Default::default()
+            },
+        )
+        .map_err(syntax)?;
+        let rewritten = rewrite::rewrite(&parsed.root);
+        let linear = if rewritten.is_fancy() {
+            None
+        } else {
+            build_linear(&rewritten)
+        };
+        let literals = literals::required(&parsed.root);
+        let regex = Regex {
             pattern: pattern.to_string(),
-            engine,
-            names,
-            group_count,
-        })
+            names: parsed.names,
+            group_count: parsed.groups,
+            tree: parsed.root,
+            linear,
+            fancy: OnceLock::new(),
+            literals,
+        };
+        if regex.linear.is_none() {
+            regex.fancy().map_err(|e| syntax(e.clone()))?;
+        }
+        Ok(regex)
+    }
+
+    fn fancy(&self) -> Result<&fancy_regex::Regex, &String> {
+        self.fancy
+            .get_or_init(|| {
+                let text = lower::to_fancy(&self.tree);
+                fancy_regex::RegexBuilder::new(&text)
+                    .backtrack_limit(BACKTRACK_LIMIT)
+                    .build()
+                    .map_err(|e| format!("backtracking engine refused the pattern: {e}"))
+            })
+            .as_ref()
     }
 
     /// The Python pattern this was compiled from.
@@ -97,8 +186,16 @@ impl Regex {
     }
 
     /// The engine that runs this pattern.
+    ///
+    /// A linear pattern may still hand a rare haystack to the backtracking engine when
+    /// only that one can answer exactly as Python (text with several newlines for a
+    /// `$`, or characters on which Python's and Unicode's `\w` disagree for a `\b`).
     pub fn engine(&self) -> Engine {
-        Engine::Backtracking
+        if self.linear.is_some() {
+            Engine::Linear
+        } else {
+            Engine::Backtracking
+        }
     }
 
     /// Number of capturing groups (group 0 not counted), as Python's `re.groups`.
@@ -116,9 +213,31 @@ impl Regex {
         self.names.iter().find(|(_, n)| n == name).map(|(i, _)| *i)
     }
 
-    /// Whether `re.search(pattern, haystack)` finds a match.
+    /// Whether `re.search(pattern, haystack)` finds a match (false when the
+    /// backtracking engine gave up; see [`Regex::try_is_match`]).
     pub fn is_match(&self, haystack: &str) -> bool {
-        self.engine.is_match(haystack).unwrap_or(false)
+        self.try_is_match(haystack).unwrap_or(false)
+    }
+
+    /// Whether `re.search(pattern, haystack)` finds a match, or an error when the
+    /// backtracking engine gave up on a pathological haystack.
+    pub fn try_is_match(&self, haystack: &str) -> Result<bool, MatchError> {
+        if let Some(linear) = &self.linear
+            && linear.exact_on(haystack)
+        {
+            return Ok(linear.regex.is_match(haystack));
+        }
+        let fancy = self.fancy().map_err(|e| self.gave_up(e.clone()))?;
+        fancy
+            .is_match(haystack)
+            .map_err(|e| self.gave_up(e.to_string()))
+    }
+
+    fn gave_up(&self, reason: String) -> MatchError {
+        MatchError::GaveUp {
+            pattern: self.pattern.clone(),
+            reason,
+        }
     }
 
     /// Runs `re.search` and, on a match, records every group's span in `locations`.
@@ -126,15 +245,55 @@ impl Regex {
     /// Returns false (and leaves `locations` cleared) when there is no match, or when
     /// the backtracking engine gave up on a pathological input.
     pub fn captures(&self, haystack: &str, locations: &mut Locations) -> bool {
-        locations.spans.clear();
-        locations.spans.resize(self.group_count + 1, None);
-        let Ok(Some(caps)) = self.engine.captures(haystack) else {
-            return false;
+        match self.try_captures(haystack, locations) {
+            Ok(found) => found,
+            Err(_) => {
+                locations.clear(self.group_count + 1);
+                false
+            }
+        }
+    }
+
+    /// Like [`Regex::captures`], but tells "no match" (`Ok(false)`) from "the
+    /// backtracking engine gave up" (`Err`).
+    pub fn try_captures(
+        &self,
+        haystack: &str,
+        locations: &mut Locations,
+    ) -> Result<bool, MatchError> {
+        locations.clear(self.group_count + 1);
+        if let Some(linear) = &self.linear
+            && linear.exact_on(haystack)
+        {
+            locations.slots.clear();
+            locations.slots.resize(linear.slots, None);
+            let input = Input::new(haystack);
+            if linear
+                .regex
+                .search_slots(&input, &mut locations.slots)
+                .is_none()
+            {
+                return Ok(false);
+            }
+            let Locations { spans, slots } = locations;
+            for (i, span) in spans.iter_mut().enumerate() {
+                let start = slots.get(2 * i).copied().flatten();
+                let end = slots.get(2 * i + 1).copied().flatten();
+                *span = start.zip(end).map(|(s, e)| (s.get(), e.get()));
+            }
+            return Ok(true);
+        }
+        let fancy = self.fancy().map_err(|e| self.gave_up(e.clone()))?;
+        let caps = fancy
+            .captures(haystack)
+            .map_err(|e| self.gave_up(e.to_string()))?;
+        let Some(caps) = caps else {
+            return Ok(false);
         };
         for (i, span) in locations.spans.iter_mut().enumerate() {
             *span = caps.get(i).map(|m| (m.start(), m.end()));
         }
-        true
+        Ok(true)
     }
 
     /// Literals of which at least one must occur in any haystack this pattern matches
@@ -142,8 +301,27 @@ impl Regex {
     ///
     /// `None` when no such set is known; callers must then always run the pattern.
     pub fn required_literals(&self) -> Option<&RequiredLiterals> {
-        None
+        self.literals.as_ref()
     }
+}
+
+fn build_linear(tree: &ast::Node) -> Option<Linear> {
+    let mut caveats = lower::Caveats::default();
+    let hir = lower::to_hir(tree, &mut caveats)?;
+    let regex = meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(64 << 20))
+                .hybrid_cache_capacity(8 << 20),
+        )
+        .build_from_hir(&hir)
+        .ok()?;
+    let slots = regex.group_info().slot_len();
+    Some(Linear {
+        regex,
+        caveats,
+        slots,
+    })
 }
 
 /// A set of literals of which any match must contain at least one.
@@ -159,12 +337,18 @@ pub struct RequiredLiterals {
 #[derive(Clone, Debug, Default)]
 pub struct Locations {
     spans: Vec<Option<(usize, usize)>>,
+    slots: Vec<Option<NonMaxUsize>>,
 }
 
 impl Locations {
     /// Empty locations, reusable across calls to [`Regex::captures`].
     pub fn new() -> Locations {
         Locations::default()
+    }
+
+    fn clear(&mut self, len: usize) {
+        self.spans.clear();
+        self.spans.resize(len, None);
     }
 
     /// Span of group `index`, if the group took part in the match.
@@ -175,5 +359,15 @@ impl Locations {
     /// Text of group `index` in `haystack`, if the group took part in the match.
     pub fn text<'h>(&self, haystack: &'h str, index: usize) -> Option<&'h str> {
         self.get(index).and_then(|(s, e)| haystack.get(s..e))
+    }
+
+    /// Number of entries (groups plus one for the whole match).
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are no entries (nothing was searched yet).
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
     }
 }

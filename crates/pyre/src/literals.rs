@@ -1,0 +1,372 @@
+//! Required literals: strings of which every match must contain one, extracted from
+//! the syntax tree, and a multi-pattern prefilter built from them.
+//!
+//! Soundness is what matters here: a literal set may only be reported when no match
+//! can avoid all of its members. Case-insensitive characters are kept only when their
+//! Python equivalence class is an ASCII letter pair (so that an ASCII case-insensitive
+//! comparison finds every variant); `k`, `s`, `i` and their like, which Python also
+//! equates with non-ASCII characters, end a literal instead.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::ast::{Case, Node};
+use crate::{Regex, RequiredLiterals, charset};
+
+/// Bounds that keep the extraction cheap and the automata small.
+const MAX_SET: usize = 64;
+const MAX_LEN: usize = 128;
+const MAX_CLASS: usize = 8;
+
+#[derive(Clone, Debug, Default)]
+struct Info {
+    /// Every string the node can match, when that is a small finite set.
+    exact: Option<Vec<String>>,
+    /// A set of which any match contains one member.
+    required: Option<Vec<String>>,
+    /// Whether the strings need case-insensitive comparison.
+    icase: bool,
+}
+
+pub(crate) fn required(root: &Node) -> Option<RequiredLiterals> {
+    let info = analyse(root);
+    let set = best(info.required.clone(), usable(info.exact.clone()))?;
+    let mut literals = set;
+    literals.sort();
+    literals.dedup();
+    Some(RequiredLiterals {
+        literals,
+        ignore_case: info.icase,
+    })
+}
+
+fn usable(set: Option<Vec<String>>) -> Option<Vec<String>> {
+    set.filter(|s| !s.is_empty() && s.iter().all(|l| !l.is_empty()))
+}
+
+fn score(set: &[String]) -> (usize, std::cmp::Reverse<usize>) {
+    let min = set.iter().map(|l| l.chars().count()).min().unwrap_or(0);
+    (min.min(16), std::cmp::Reverse(set.len()))
+}
+
+fn best(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>> {
+    match (usable(a), usable(b)) {
+        (Some(a), Some(b)) => Some(if score(&b) > score(&a) { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The strings a single pattern character stands for, if comparing them ASCII
+/// case-insensitively (when `icase`) finds exactly the characters Python would match.
+fn char_strings(c: char, case: Case) -> Option<(Vec<String>, bool)> {
+    if case == Case::Sensitive {
+        return Some((vec![c.to_string()], false));
+    }
+    let set = charset::char_set(c, case);
+    let members: Vec<char> = set
+        .ranges()
+        .iter()
+        .flat_map(|r| r.start()..=r.end())
+        .take(MAX_CLASS + 1)
+        .collect();
+    match members.as_slice() {
+        [only] => Some((vec![only.to_string()], false)),
+        [a, b] if a.is_ascii_alphabetic() && a.eq_ignore_ascii_case(b) => {
+            Some((vec![c.to_ascii_lowercase().to_string()], true))
+        }
+        _ => None,
+    }
+}
+
+fn product(a: &[String], b: &[String]) -> Option<Vec<String>> {
+    if a.len().saturating_mul(b.len()) > MAX_SET {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            if x.len() + y.len() > MAX_LEN {
+                return None;
+            }
+            out.push(format!("{x}{y}"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+fn empty_exact() -> Info {
+    Info {
+        exact: Some(vec![String::new()]),
+        required: None,
+        icase: false,
+    }
+}
+
+fn analyse(node: &Node) -> Info {
+    match node {
+        Node::Empty | Node::Assert(_) | Node::Look { .. } => empty_exact(),
+        Node::Char { c, case } => match char_strings(*c, *case) {
+            Some((strings, icase)) => Info {
+                exact: Some(strings),
+                required: None,
+                icase,
+            },
+            None => Info::default(),
+        },
+        Node::Class(class) => {
+            let set = charset::class_set(class);
+            let members: Vec<char> = set
+                .ranges()
+                .iter()
+                .flat_map(|r| r.start()..=r.end())
+                .take(MAX_CLASS + 1)
+                .collect();
+            if members.len() > MAX_CLASS {
+                return Info::default();
+            }
+            Info {
+                exact: Some(members.iter().map(|c| c.to_string()).collect()),
+                required: None,
+                icase: false,
+            }
+        }
+        Node::Any { .. } | Node::Backref { .. } => Info::default(),
+        Node::Group { sub, .. } | Node::Atomic(sub) => analyse(sub),
+        Node::Repeat { min, max, sub, .. } => {
+            let inner = analyse(sub);
+            if *min == 0 {
+                return Info::default();
+            }
+            let mut exact = None;
+            if Some(*min) == *max
+                && *min <= 8
+                && let Some(e) = &inner.exact
+            {
+                let mut acc = vec![String::new()];
+                for _ in 0..*min {
+                    match product(&acc, e) {
+                        Some(p) => acc = p,
+                        None => {
+                            acc.clear();
+                            break;
+                        }
+                    }
+                }
+                if !acc.is_empty() {
+                    exact = Some(acc);
+                }
+            }
+            Info {
+                required: best(inner.required, inner.exact),
+                exact,
+                icase: inner.icase,
+            }
+        }
+        Node::Concat(items) => {
+            let mut icase = false;
+            let mut candidate: Option<Vec<String>> = None;
+            // The exact strings of the current run of exact children.
+            let mut run = vec![String::new()];
+            let mut all_exact = true;
+            for item in items {
+                let info = analyse(item);
+                icase |= info.icase;
+                if let Some(joined) = info.exact.as_ref().and_then(|e| product(&run, e)) {
+                    run = joined;
+                    continue;
+                }
+                all_exact = false;
+                candidate = best(candidate, Some(std::mem::take(&mut run)));
+                candidate = best(candidate, info.required);
+                run = info.exact.unwrap_or_else(|| vec![String::new()]);
+            }
+            let exact = all_exact.then(|| run.clone());
+            candidate = best(candidate, Some(run));
+            Info {
+                exact,
+                required: candidate,
+                icase,
+            }
+        }
+        Node::Alt(items) => alternatives(items.iter()),
+        Node::Cond { yes, no, .. } => alternatives([yes.as_ref(), no.as_ref()].into_iter()),
+    }
+}
+
+fn alternatives<'a>(items: impl Iterator<Item = &'a Node>) -> Info {
+    let mut exact: Option<Vec<String>> = Some(Vec::new());
+    let mut required: Option<Vec<String>> = Some(Vec::new());
+    let mut icase = false;
+    for item in items {
+        let info = analyse(item);
+        icase |= info.icase;
+        exact = match (exact, &info.exact) {
+            (Some(mut acc), Some(e)) if acc.len() + e.len() <= MAX_SET => {
+                acc.extend(e.iter().cloned());
+                Some(acc)
+            }
+            _ => None,
+        };
+        let own = best(info.required, info.exact);
+        required = match (required, own) {
+            (Some(mut acc), Some(o)) if acc.len() + o.len() <= MAX_SET => {
+                acc.extend(o);
+                Some(acc)
+            }
+            _ => None,
+        };
+    }
+    Info {
+        exact,
+        required,
+        icase,
+    }
+}
+
+/// Which of a set of patterns can possibly match a haystack, decided by one
+/// Aho-Corasick pass over it.
+#[derive(Debug)]
+pub struct Prefilter {
+    sensitive: Option<AhoCorasick>,
+    sensitive_owner: Vec<usize>,
+    insensitive: Option<AhoCorasick>,
+    insensitive_owner: Vec<usize>,
+    always: Vec<usize>,
+    patterns: usize,
+}
+
+/// The patterns a [`Prefilter`] found possible, reusable across haystacks.
+#[derive(Clone, Debug, Default)]
+pub struct Candidates {
+    possible: Vec<bool>,
+    count: usize,
+}
+
+impl Candidates {
+    /// An empty set.
+    pub fn new() -> Candidates {
+        Candidates::default()
+    }
+
+    /// Whether pattern `index` (its position in [`Prefilter::new`]'s slice) can match.
+    pub fn contains(&self, index: usize) -> bool {
+        self.possible.get(index).copied().unwrap_or(false)
+    }
+
+    /// The indices of the patterns that can match, in order.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.possible
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &p)| p.then_some(i))
+    }
+
+    /// Whether no pattern can match.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn reset(&mut self, len: usize) {
+        self.possible.clear();
+        self.possible.resize(len, false);
+        self.count = 0;
+    }
+
+    fn insert(&mut self, index: usize) {
+        if let Some(p) = self.possible.get_mut(index)
+            && !*p
+        {
+            *p = true;
+            self.count += 1;
+        }
+    }
+}
+
+impl Prefilter {
+    /// Builds the prefilter for `regexes`; pattern indices are positions in the slice.
+    pub fn new(regexes: &[&Regex]) -> Prefilter {
+        let mut sensitive = Vec::new();
+        let mut sensitive_owner = Vec::new();
+        let mut insensitive = Vec::new();
+        let mut insensitive_owner = Vec::new();
+        let mut always = Vec::new();
+        for (i, regex) in regexes.iter().enumerate() {
+            match regex.required_literals() {
+                Some(req) if !req.literals.is_empty() => {
+                    for lit in &req.literals {
+                        if req.ignore_case {
+                            insensitive.push(lit.clone());
+                            insensitive_owner.push(i);
+                        } else {
+                            sensitive.push(lit.clone());
+                            sensitive_owner.push(i);
+                        }
+                    }
+                }
+                _ => always.push(i),
+            }
+        }
+        let build = |lits: &[String], icase: bool| -> Option<AhoCorasick> {
+            if lits.is_empty() {
+                return None;
+            }
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(icase)
+                .build(lits)
+                .ok()
+        };
+        let sensitive_ac = build(&sensitive, false);
+        let insensitive_ac = build(&insensitive, true);
+        // A literal set that failed to build makes its patterns unconditional.
+        if sensitive_ac.is_none() {
+            always.append(&mut sensitive_owner);
+        }
+        if insensitive_ac.is_none() {
+            always.append(&mut insensitive_owner);
+        }
+        always.sort_unstable();
+        always.dedup();
+        Prefilter {
+            sensitive: sensitive_ac,
+            sensitive_owner,
+            insensitive: insensitive_ac,
+            insensitive_owner,
+            always,
+            patterns: regexes.len(),
+        }
+    }
+
+    /// Number of patterns.
+    pub fn len(&self) -> usize {
+        self.patterns
+    }
+
+    /// Whether there are no patterns.
+    pub fn is_empty(&self) -> bool {
+        self.patterns == 0
+    }
+
+    /// Records in `out` every pattern that can possibly match `haystack`.
+    pub fn candidates(&self, haystack: &str, out: &mut Candidates) {
+        out.reset(self.patterns);
+        for &i in &self.always {
+            out.insert(i);
+        }
+        for (ac, owners) in [
+            (&self.sensitive, &self.sensitive_owner),
+            (&self.insensitive, &self.insensitive_owner),
+        ] {
+            let Some(ac) = ac else { continue };
+            for m in ac.find_overlapping_iter(haystack) {
+                if let Some(&owner) = owners.get(m.pattern().as_usize()) {
+                    out.insert(owner);
+                }
+                if out.count == self.patterns {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Lowering of the syntax tree to the two engines: a `regex-syntax` `Hir` for the
+//! linear-time engine, and pattern text for `fancy-regex`.
+//!
+//! Both lowerings spell out Python's character sets explicitly (see `charset`), and
+//! both keep Python's group numbers: `Hir` capture indices are the Python numbers
+//! (a group duplicated by a rewrite keeps its number), and the fancy text keeps every
+//! capturing parenthesis in its original order.
+
+use std::fmt::Write;
+
+use regex_syntax::hir::{self, ClassUnicode, Hir, Look};
+
+use crate::ast::{Assertion, Greed, Node};
+use crate::charset;
+
+/// What the linear engine cannot decide on every haystack by itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Caveats {
+    /// A non-MULTILINE `$` was lowered to "end of line", which equals Python's
+    /// "end, or before a final newline" only on text with no other newline.
+    pub single_line: bool,
+    /// A Unicode `\b`/`\B` was lowered to the `regex` crate's, whose notion of a word
+    /// character differs from Python's on a few characters.
+    pub word_boundary: bool,
+    /// Python's `\B` never matches in an empty text; the `regex` crate's does.
+    pub not_boundary: bool,
+}
+
+/// Lowers a tree free of lookaround, back-references, conditionals and atomic groups.
+pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats) -> Option<Hir> {
+    Some(match node {
+        Node::Empty => Hir::empty(),
+        Node::Char { c, case } => class_hir(charset::char_set(*c, *case)),
+        Node::Class(class) => class_hir(charset::class_set(class)),
+        Node::Any { dotall } => class_hir(charset::any(*dotall)),
+        Node::Assert(a) => Hir::look(match *a {
+            Assertion::TextStart => Look::Start,
+            Assertion::LineStart => Look::StartLF,
+            Assertion::EndOrFinalNewline => {
+                caveats.single_line = true;
+                Look::EndLF
+            }
+            Assertion::LineEnd => Look::EndLF,
+            Assertion::TextEnd => Look::End,
+            Assertion::Boundary { ascii: true } => Look::WordAscii,
+            Assertion::Boundary { ascii: false } => {
+                caveats.word_boundary = true;
+                Look::WordUnicode
+            }
+            Assertion::NotBoundary { ascii } => {
+                caveats.not_boundary = true;
+                if ascii {
+                    Look::WordAsciiNegate
+                } else {
+                    caveats.word_boundary = true;
+                    Look::WordUnicodeNegate
+                }
+            }
+        }),
+        Node::Group { index, sub } => {
+            let sub = to_hir(sub, caveats)?;
+            match index {
+                Some(i) => Hir::capture(hir::Capture {
+                    index: u32::try_from(*i).ok()?,
+                    name: None,
+                    sub: Box::new(sub),
+                }),
+                None => sub,
+            }
+        }
+        Node::Repeat {
+            min,
+            max,
+            greed,
+            sub,
+        } => {
+            let greedy = match greed {
+                Greed::Greedy => true,
+                Greed::Lazy => false,
+                Greed::Possessive => return None,
+            };
+            Hir::repetition(hir::Repetition {
+                min: *min,
+                max: *max,
+                greedy,
+                sub: Box::new(to_hir(sub, caveats)?),
+            })
+        }
+        Node::Concat(items) => Hir::concat(
+            items
+                .iter()
+                .map(|n| to_hir(n, caveats))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        Node::Alt(items) => Hir::alternation(
+            items
+                .iter()
+                .map(|n| to_hir(n, caveats))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        // Hand-made lowerings of exact rewrites use these wrappers.
+        Node::Look { .. } | Node::Backref { .. } | Node::Cond { .. } | Node::Atomic(_) => {
+            return None;
+        }
+    })
+}
+
+fn class_hir(set: ClassUnicode) -> Hir {
+    let ranges = set.ranges();
+    if let [r] = ranges
+        && r.start() == r.end()
+    {
+        let mut buf = [0u8; 4];
+        return Hir::literal(r.start().encode_utf8(&mut buf).as_bytes());
+    }
+    Hir::class(hir::Class::Unicode(set))
+}
+
+/// Writes `node` as `fancy-regex` pattern text with Python's semantics.
+pub(crate) fn to_fancy(node: &Node) -> String {
+    let mut out = String::new();
+    fancy(node, &mut out);
+    out
+}
+
+fn push_char(c: char, out: &mut String) {
+    if c.is_ascii_alphanumeric() || c == '_' || c == ' ' {
+        out.push(c);
+    } else {
+        let _ = write!(out, "\\x{{{:x}}}", u32::from(c));
+    }
+}
+
+fn push_set(set: &ClassUnicode, out: &mut String) {
+    let ranges = set.ranges();
+    if let [r] = ranges
+        && r.start() == r.end()
+    {
+        push_char(r.start(), out);
+        return;
+    }
+    if ranges.is_empty() {
+        // A class that matches nothing.
+        out.push_str("[^\\x{0}-\\x{10ffff}]");
+        return;
+    }
+    out.push('[');
+    for r in ranges {
+        push_char(r.start(), out);
+        if r.end() != r.start() {
+            out.push('-');
+            push_char(r.end(), out);
+        }
+    }
+    out.push(']');
+}
+
+fn word_class(out: &mut String) {
+    push_set(charset::word(), out);
+}
+
+fn fancy(node: &Node, out: &mut String) {
+    match node {
+        Node::Empty => out.push_str("(?:)"),
+        Node::Char { c, case } => push_set(&charset::char_set(*c, *case), out),
+        Node::Class(class) => push_set(&charset::class_set(class), out),
+        Node::Any { dotall } => push_set(&charset::any(*dotall), out),
+        Node::Assert(a) => match *a {
+            Assertion::TextStart => out.push_str("\\A"),
+            Assertion::LineStart => out.push_str("(?m:^)"),
+            Assertion::EndOrFinalNewline => out.push_str("(?=\\n?\\z)"),
+            Assertion::LineEnd => out.push_str("(?m:$)"),
+            Assertion::TextEnd => out.push_str("\\z"),
+            Assertion::Boundary { ascii: true } => out.push_str("(?-u:\\b)"),
+            Assertion::NotBoundary { ascii: true } => out.push_str("(?:(?-u:\\B)(?!\\A\\z))"),
+            Assertion::Boundary { ascii: false } => {
+                out.push_str("(?:(?<=");
+                word_class(out);
+                out.push_str(")(?!");
+                word_class(out);
+                out.push_str(")|(?<!");
+                word_class(out);
+                out.push_str(")(?=");
+                word_class(out);
+                out.push_str("))");
+            }
+            Assertion::NotBoundary { ascii: false } => {
+                out.push_str("(?:(?<=");
+                word_class(out);
+                out.push_str(")(?=");
+                word_class(out);
+                out.push_str(")|(?<!");
+                word_class(out);
+                out.push_str(")(?!");
+                word_class(out);
+                out.push_str(")(?!\\A\\z))");
+            }
+        },
+        Node::Group { index, sub } => {
+            out.push_str(if index.is_some() { "(" } else { "(?:" });
+            fancy(sub, out);
+            out.push(')');
+        }
+        Node::Atomic(sub) => {
+            out.push_str("(?>");
+            fancy(sub, out);
+            out.push(')');
+        }
+        Node::Look {
+            behind,
+            negate,
+            sub,
+        } => {
+            out.push_str(match (behind, negate) {
+                (false, false) => "(?=",
+                (false, true) => "(?!",
+                (true, false) => "(?<=",
+                (true, true) => "(?<!",
+            });
+            fancy(sub, out);
+            out.push(')');
+        }
+        Node::Repeat {
+            min,
+            max,
+            greed,
+            sub,
+        } => {
+            if *greed == Greed::Possessive {
+                out.push_str("(?>");
+            }
+            out.push_str("(?:");
+            fancy(sub, out);
+            out.push(')');
+            match max {
+                Some(max) => {
+                    let _ = write!(out, "{{{min},{max}}}");
+                }
+                None => {
+                    let _ = write!(out, "{{{min},}}");
+                }
+            }
+            if *greed == Greed::Lazy {
+                out.push('?');
+            }
+            if *greed == Greed::Possessive {
+                out.push(')');
+            }
+        }
+        Node::Concat(items) => {
+            out.push_str("(?:");
+            for item in items {
+                fancy(item, out);
+            }
+            out.push(')');
+        }
+        Node::Alt(items) => {
+            out.push_str("(?:");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push('|');
+                }
+                fancy(item, out);
+            }
+            out.push(')');
+        }
+        Node::Backref { group, case } => {
+            if *case == crate::ast::Case::Sensitive {
+                let _ = write!(out, "\\{group}");
+            } else {
+                let _ = write!(out, "(?i:\\{group})");
+            }
+        }
+        Node::Cond { group, yes, no } => {
+            let _ = write!(out, "(?({group})");
+            fancy(yes, out);
+            out.push('|');
+            fancy(no, out);
+            out.push(')');
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Hostile haystacks must not make any engine take long.

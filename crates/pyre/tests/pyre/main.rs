@@ -1,0 +1,5 @@
+//! Integration tests of rampart-pyre: the differential test against Python's own `re`
+//! over fail2ban's regexes, and hostile inputs.
+
+mod differential;
+mod hostile;
