@@ -58,7 +58,12 @@ fn our_dump(dir: &Path) -> Vec<String> {
 fn comparable(line: &str) -> String {
     match line.strip_prefix("['config-error', ") {
         Some(rest) => {
-            let jail = rest.split('\'').nth(1).unwrap_or_default();
+            let after = rest.split_once("Jail ").map_or("", |(_, a)| a);
+            let jail: String = after
+                .trim_start_matches(['\\', '\''])
+                .chars()
+                .take_while(|&c| c != '\'' && c != '\\')
+                .collect();
             format!("config-error {jail}")
         }
         None => line.to_string(),
@@ -118,4 +123,67 @@ fn stock_tree_with_every_jail_enabled() {
     let n = compare("stock", &theirs, &ours);
     assert!(n > 1000);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn debian_test_tree() {
+    let reference = rampart_reference::fail2ban();
+    let dir = temp_dir("testcfg");
+    copy_tree(&reference.test_config_dir(), &dir);
+    let theirs = reference_dump(&dir);
+    let ours = our_dump(&dir);
+    let n = compare("tests/config", &theirs, &ours);
+    assert!(n > 20);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Copies `tests/data/<name>` over `dir`, with `LOGDIR` replaced by `logdir`.
+fn overlay(name: &str, dir: &Path, logdir: &Path) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let mut stack = vec![data.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let target = dir.join(path.strip_prefix(&data).unwrap());
+            if path.is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+                stack.push(path);
+            } else {
+                let text = std::fs::read_to_string(&path).unwrap();
+                std::fs::write(target, text.replace("LOGDIR", logdir.to_str().unwrap())).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn stock_tree_with_overlays_and_arguments() {
+    let reference = rampart_reference::fail2ban();
+    let root = temp_dir("overlays");
+    let dir = root.join("etc");
+    let logs = root.join("log");
+    copy_tree(&reference.config_dir(), &dir);
+    std::fs::create_dir_all(logs.join("nginx")).unwrap();
+    for f in [
+        "auth.log",
+        "secure1.log",
+        "secure2.log",
+        "nginx/a.log",
+        "nginx/b.log",
+    ] {
+        std::fs::write(logs.join(f), "").unwrap();
+    }
+    let mut local = String::new();
+    for name in jail_names(&dir.join("jail.conf")) {
+        local.push_str(&format!("[{name}]\nenabled = true\n\n"));
+    }
+    std::fs::write(dir.join("jail.local"), local).unwrap();
+    overlay("overlays", &dir, &logs);
+    let theirs = reference_dump(&dir);
+    let ours = our_dump(&dir);
+    let n = compare("overlays", &theirs, &ours);
+    assert!(n > 1000);
+    let _ = std::fs::remove_dir_all(&root);
 }
