@@ -187,3 +187,147 @@ fn stock_tree_with_overlays_and_arguments() {
     assert!(n > 1000);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Small trees written for one rule each. `LOGDIR` stands for a directory with
+/// `a.log`. When the reference refuses a tree, we must refuse it too.
+const CASES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "defaults without fail2ban.conf, failed conversions, filter without Definition",
+        &[
+            (
+                "jail.conf",
+                "[DEFAULT]\nmaxretry = abc\nlogpath = LOGDIR/a.log\n[j]\nenabled = true\nfilter = only-init\naction = no-def[x=1]\n",
+            ),
+            (
+                "filter.d/only-init.conf",
+                "[Init]\nfailregex = never used\ndate = quirk\n",
+            ),
+            ("action.d/no-def.conf", "[Init]\ny = <x>\n"),
+        ],
+    ),
+    (
+        "conditional sections, known values and tags",
+        &[
+            (
+                "fail2ban.conf",
+                "[Definition]\nloglevel = 7\nlogtarget = SYSLOG\n",
+            ),
+            (
+                "jail.conf",
+                "[DEFAULT]\nchain = <known/chain>\nlogpath = LOGDIR/a.log\n[j]\nenabled = true\nfilter = f[mode=extra]\nfailregex = %(known/failregex)s\n            jail <HOST> %(known/_x)s\naction = a[port=\"1,2\", chain=\"%(chain)s\"]\n         a[name=j2, actname=second]\n",
+            ),
+            (
+                "filter.d/f.conf",
+                "[INCLUDES]\nafter = f-extra.conf\n[Init]\nmode = normal\n[Definition]\n_x = X<mode>\nfailregex = ^<_x> <HOST>$\n            ^<cond_<mode>>$\ncond_normal = N\ncond_extra = E\nmaxlines = 2x\n",
+            ),
+            (
+                "filter.d/f-extra.conf",
+                "[Definition]\nprefregex = ^pre <F-CONTENT>.+</F-CONTENT>$\n",
+            ),
+            (
+                "action.d/a.conf",
+                "[Definition]\nactionban = ban <ip> -j <blocktype> <chain> <port> <maxretry> <unknown>\nactionstart = <known/chain> <bantime>\nnorestored = yes\n[Init]\nchain = INPUT\nblocktype = REJECT\nport = 0\n[Init?family=inet6]\nblocktype = REJECT6\n",
+            ),
+        ],
+    ),
+    (
+        "disabled jails are not interpolated beyond enabled/backend/filter",
+        &[(
+            "jail.conf",
+            "[off]\nenabled = false\naction = %(nowhere)s\n[on]\nenabled = true\nfilter =\naction =\nlogpath = LOGDIR/a.log\n",
+        )],
+    ),
+    (
+        "multi-line actions with brackets across lines, python action",
+        &[
+            (
+                "jail.conf",
+                "[j]\nenabled = true\nlogpath = LOGDIR/*.log\n  LOGDIR/none*.log tail\naction = a[x=\"1\n  2\", y=3]\n  b.py[k=v]  a[name=other]\n  a[x=')']\n",
+            ),
+            ("action.d/a.conf", "[Definition]\nactionban = <x> <y>\n"),
+        ],
+    ),
+    (
+        "bad interpolation fails the read",
+        &[(
+            "jail.conf",
+            "[DEFAULT]\nx = %(nope)s\n[a]\nenabled = true\nfilter = %(x)s\n",
+        )],
+    ),
+    (
+        "a syntax error anywhere fails the read",
+        &[
+            (
+                "jail.conf",
+                "[a]\nenabled = true\nfilter = a\nlogpath = LOGDIR/a.log\n",
+            ),
+            ("filter.d/a.conf", "[Definition]\nfailregex\n"),
+        ],
+    ),
+    (
+        "self-referencing tags fail the read",
+        &[
+            (
+                "jail.conf",
+                "[a]\nenabled = true\nfilter =\naction = s\nlogpath = LOGDIR/a.log\n",
+            ),
+            (
+                "action.d/s.conf",
+                "[Definition]\nactionban = <x>\n[Init]\nx = <y>\ny = <x>\n",
+            ),
+        ],
+    ),
+    (
+        "interpolation deeper than ten levels fails the read",
+        &[(
+            "jail.conf",
+            "[DEFAULT]\na0 = x\na1 = %(a0)s\na2 = %(a1)s\na3 = %(a2)s\na4 = %(a3)s\na5 = %(a4)s\na6 = %(a5)s\na7 = %(a6)s\na8 = %(a7)s\na9 = %(a8)s\na10 = %(a9)s\na11 = %(a10)s\n[a]\nenabled = true\nfilter = %(a11)s\n",
+        )],
+    ),
+    (
+        "a lone percent sign fails the read",
+        &[("jail.conf", "[a]\nenabled = true\nfilter = 100%\n")],
+    ),
+    (
+        "an unknown log level fails the read",
+        &[
+            ("fail2ban.conf", "[Definition]\nloglevel = LOUD\n"),
+            ("jail.conf", "[a]\nenabled = false\n"),
+        ],
+    ),
+];
+
+#[test]
+fn small_trees_agree_with_the_reference() {
+    let mut total = 0;
+    for (i, (what, files)) in CASES.iter().enumerate() {
+        let root = temp_dir(&format!("case{i}"));
+        let dir = root.join("etc");
+        let logs = root.join("log");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::write(logs.join("a.log"), "").unwrap();
+        for (path, text) in *files {
+            let target = dir.join(path);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::write(target, text.replace("LOGDIR", logs.to_str().unwrap())).unwrap();
+        }
+        let theirs = reference_dump(&dir);
+        let ours = read_configuration(&OsFs, dir.to_str().unwrap(), &ReadOptions::default());
+        if theirs.first().is_some_and(|l| l.starts_with("ERROR")) {
+            assert!(
+                ours.is_err(),
+                "{what}: the reference fails, we read {ours:?}"
+            );
+            eprintln!("{what}: both fail ({})", ours.unwrap_err());
+        } else {
+            let config = ours.unwrap_or_else(|e| panic!("{what}: {e}"));
+            let lines: Vec<String> = format_stream(&config.stream)
+                .lines()
+                .map(String::from)
+                .collect();
+            total += compare(what, &theirs, &lines);
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    assert!(total > 30);
+}
