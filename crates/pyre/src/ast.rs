@@ -52,6 +52,8 @@ pub(crate) enum Assertion {
     Boundary { ascii: bool },
     /// `\B`.
     NotBoundary { ascii: bool },
+    /// Not between two word characters (produced by rewrites, never by the parser).
+    NotBetweenWords { ascii: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -161,7 +163,6 @@ impl Node {
         })
     }
 
-    #[allow(dead_code)]
     pub fn contains_group(&self, group: usize) -> bool {
         self.any(&|n| matches!(n, Node::Group { index: Some(i), .. } if *i == group))
     }
@@ -210,7 +211,6 @@ impl Node {
     }
 
     /// Whether the node can match the empty string (assertions count as empty).
-    #[allow(dead_code)]
     pub fn nullable(&self) -> bool {
         self.width(&|_| (0, None)).0 == 0
     }

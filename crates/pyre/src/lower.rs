@@ -47,6 +47,15 @@ pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats) -> Option<Hir> {
                 caveats.word_boundary = true;
                 Look::WordUnicode
             }
+            Assertion::NotBetweenWords { ascii } => {
+                let (start, end) = if ascii {
+                    (Look::WordStartHalfAscii, Look::WordEndHalfAscii)
+                } else {
+                    caveats.word_boundary = true;
+                    (Look::WordStartHalfUnicode, Look::WordEndHalfUnicode)
+                };
+                return Some(Hir::alternation(vec![Hir::look(start), Hir::look(end)]));
+            }
             Assertion::NotBoundary { ascii } => {
                 caveats.not_boundary = true;
                 if ascii {
@@ -173,6 +182,16 @@ fn fancy(node: &Node, out: &mut String) {
             Assertion::TextEnd => out.push_str("\\z"),
             Assertion::Boundary { ascii: true } => out.push_str("(?-u:\\b)"),
             Assertion::NotBoundary { ascii: true } => out.push_str("(?:(?-u:\\B)(?!\\A\\z))"),
+            Assertion::NotBetweenWords { ascii: true } => {
+                out.push_str("(?:(?<![0-9A-Za-z_])|(?![0-9A-Za-z_]))");
+            }
+            Assertion::NotBetweenWords { ascii: false } => {
+                out.push_str("(?:(?<!");
+                word_class(out);
+                out.push_str(")|(?!");
+                word_class(out);
+                out.push_str("))");
+            }
             Assertion::Boundary { ascii: false } => {
                 out.push_str("(?:(?<=");
                 word_class(out);

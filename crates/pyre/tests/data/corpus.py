@@ -55,7 +55,7 @@ def filter_regexes(name):
                     continue
                 for raw in value.split("\n"):
                     if raw.strip():
-                        found.append((expand(raw), multiline))
+                        found.append((expand(raw), multiline, mode == "normal" and not extra))
     return found
 
 
@@ -76,10 +76,12 @@ for path in sorted(glob.glob(os.path.join(config_dir, "filter.d", "*.conf"))):
     except Exception as e:  # a filter the reader cannot load alone
         print("skip %s: %s" % (name, e), file=sys.stderr)
         continue
-    for regex, multiline in regexes:
-        patterns.setdefault((regex, multiline), name)
+    for regex, multiline, default in regexes:
+        patterns.setdefault((regex, multiline), [name, False])
+        if default:
+            patterns[(regex, multiline)][1] = True
 for regex in date_regexes():
-    patterns.setdefault((regex, False), "datedetector")
+    patterns.setdefault((regex, False), ["datedetector", True])
 
 lines = []
 for path in sorted(glob.glob(os.path.join(logs_dir, "*"))):
@@ -111,13 +113,13 @@ def byte_offset(text, index):
 
 
 out_patterns = []
-for (regex, multiline), origin in patterns.items():
+for (regex, multiline), (origin, default) in patterns.items():
     flags = re.MULTILINE if multiline else 0
     try:
         compiled = re.compile(regex, flags)
     except re.error as e:
         out_patterns.append({"pattern": regex, "multiline": multiline, "origin": origin,
-                             "error": str(e)})
+                             "default": default, "error": str(e)})
         continue
     results = []
     for i, text in enumerate(texts):
@@ -130,7 +132,7 @@ for (regex, multiline), origin in patterns.items():
             spans.append(None if s < 0 else [byte_offset(text, s), byte_offset(text, e)])
         results.append([i, spans])
     out_patterns.append({"pattern": regex, "multiline": multiline, "origin": origin,
-                         "groups": compiled.groups, "names": dict(compiled.groupindex),
+                         "default": default, "groups": compiled.groups, "names": dict(compiled.groupindex),
                          "matches": results})
 
 json.dump({"lines": texts, "patterns": out_patterns}, sys.stdout)

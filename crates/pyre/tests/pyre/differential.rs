@@ -62,6 +62,7 @@ fn agrees_with_python_on_fail2ban_regexes() {
     let mut disagreements = Vec::new();
     let mut engines: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut backtracking = Vec::new();
+    let mut hot_on_backtracking = Vec::new();
     let mut locations = Locations::new();
     for p in patterns {
         let pattern = p["pattern"].as_str().expect("pattern");
@@ -95,6 +96,9 @@ fn agrees_with_python_on_fail2ban_regexes() {
             Engine::Linear => entry.0 += 1,
             Engine::Backtracking => {
                 entry.1 += 1;
+                if origin == "sshd" && p["default"].as_bool() == Some(true) {
+                    hot_on_backtracking.push(pattern.to_string());
+                }
                 backtracking.push(format!("{origin}: {pattern}"));
             }
         }
@@ -157,5 +161,10 @@ fn agrees_with_python_on_fail2ban_regexes() {
             .map(|s| s.as_str())
             .collect::<Vec<_>>()
             .join("\n")
+    );
+    // sshd is the hot path: its default-mode regexes must all run on the linear engine.
+    assert!(
+        hot_on_backtracking.is_empty(),
+        "default sshd regexes on the backtracking engine: {hot_on_backtracking:#?}"
     );
 }
