@@ -549,3 +549,104 @@ print(json.dumps(out))
     let ours = format!("[{}]", ours.join(", "));
     assert_eq!(ours.trim(), theirs.trim());
 }
+
+/// Every stock filter, read the way fail2ban-regex reads it, by both implementations.
+#[test]
+fn every_stock_filter_reads_like_fail2ban_regex() {
+    let reference = rampart_reference::fail2ban();
+    let basedir = reference.config_dir();
+    let mut specs: Vec<String> = std::fs::read_dir(basedir.join("filter.d"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".conf").map(String::from)
+        })
+        .filter(|n| n != "common" && !n.ends_with("-common"))
+        .collect();
+    specs.sort();
+    specs.extend(
+        [
+            "sshd[mode=aggressive]",
+            "sshd[mode=ddos]",
+            "postfix[mode=more]",
+            "dovecot[mode=aggressive]",
+        ]
+        .map(String::from),
+    );
+    let input = format!(
+        "[{}, {}]",
+        json_str(basedir.to_str().unwrap()),
+        format_args!(
+            "[{}]",
+            specs
+                .iter()
+                .map(|s| json_str(s))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    );
+    let code = r#"
+import json, sys
+from fail2ban.client.filterreader import FilterReader
+from fail2ban.helpers import extractOptions
+basedir, specs = json.load(sys.stdin)
+out = []
+for spec in specs:
+    name, opts = extractOptions(spec)
+    r = FilterReader(name, 'fail2ban-regex-jail', opts, share_config={}, basedir=basedir)
+    assert r.read()
+    r.applyAutoOptions('auto')
+    r.getOptions(None)
+    f = {"prefregex": None, "failregex": [], "ignoreregex": [], "datepattern": None,
+         "maxlines": None, "usedns": None, "journalmatch": []}
+    for c in r.convert():
+        vals = c[3] if c[0] == 'multi-set' else c[3:]
+        k = c[2]
+        if k in ('prefregex', 'datepattern', 'usedns', 'maxlines'): f[k] = vals[0]
+        elif k == 'addfailregex': f['failregex'] += vals
+        elif k == 'addignoreregex': f['ignoreregex'] += vals
+        elif k == 'addjournalmatch': f['journalmatch'].append(vals)
+    out.append(f)
+print(json.dumps(out))
+"#;
+    let theirs = python_json(code, &input);
+    let vars = indexmap::IndexMap::new();
+    let opt = |v: &Option<String>| v.as_deref().map_or("null".to_string(), json_str);
+    let list = |v: &[String]| {
+        format!(
+            "[{}]",
+            v.iter().map(|s| json_str(s)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let mut ours = Vec::new();
+    for spec in &specs {
+        let request = rampart_config::FilterRequest {
+            spec,
+            jail_name: "fail2ban-regex-jail",
+            jail_vars: &vars,
+            backend: "auto",
+        };
+        let (f, _) = rampart_config::read_filter(&OsFs, basedir.to_str().unwrap(), &request)
+            .unwrap_or_else(|e| panic!("{spec}: {e}"));
+        ours.push(format!(
+            "{{\"prefregex\": {}, \"failregex\": {}, \"ignoreregex\": {}, \"datepattern\": {}, \"maxlines\": {}, \"usedns\": {}, \"journalmatch\": [{}]}}",
+            opt(&f.prefregex),
+            list(&f.failregex),
+            list(&f.ignoreregex),
+            opt(&f.datepattern),
+            f.maxlines.map_or("null".to_string(), |m| m.to_string()),
+            opt(&f.usedns),
+            f.journalmatch.iter().map(|m| list(m)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let ours = format!("[{}]", ours.join(", "));
+    let decode = |s: &str| {
+        python_json(
+            "import json,sys; print(json.dumps(json.load(sys.stdin)))",
+            s,
+        )
+    };
+    let (ours, theirs) = (decode(&ours), decode(&theirs));
+    assert_eq!(ours.trim(), theirs.trim());
+    eprintln!("{} filters read identically", specs.len());
+}
