@@ -166,9 +166,11 @@ pub(crate) fn read_jails(
         .filter(|n| !n.starts_with("KNOWN/") && n.as_str() != "INCLUDES")
         .cloned()
         .collect();
+    let referenced = referenced_names(&cfg);
     let mut states = Vec::new();
     for name in names {
         if let Some(state) = read_jail(loader, &mut cfg, &name)? {
+            warn_unknown_options(loader, &cfg, &name, &referenced);
             states.push(state);
         }
     }
@@ -185,6 +187,54 @@ pub(crate) fn read_jails(
         }
     }
     Ok((jails, stream))
+}
+
+/// Every name used as `%(name)s` (or `%(section/name)s`) anywhere in the jail files.
+fn referenced_names(cfg: &Ini) -> std::collections::HashSet<String> {
+    let mut names = std::collections::HashSet::new();
+    let values = cfg
+        .defaults
+        .values()
+        .chain(cfg.sections.values().flat_map(|s| s.values()));
+    for v in values {
+        let mut rest = v.text.as_str();
+        while let Some(at) = rest.find("%(") {
+            rest = &rest[at + 2..];
+            if let Some(end) = rest.find(")s") {
+                let name = &rest[..end];
+                let name = name.rsplit('/').next().unwrap_or(name);
+                names.insert(name.to_lowercase());
+            }
+        }
+    }
+    names
+}
+
+/// Keys of a jail section that fail2ban ignores: neither a jail option nor used by an
+/// interpolation (usually a typo such as `maxretries`).
+fn warn_unknown_options(
+    loader: &mut Loader<'_>,
+    cfg: &Ini,
+    jail: &str,
+    referenced: &std::collections::HashSet<String>,
+) {
+    let Some(section) = cfg.sections.get(jail) else {
+        return;
+    };
+    for (key, val) in section {
+        let known = JAIL_OPTIONS.iter().any(|(_, n, _)| n == key)
+            || FILTER_OPTIONS.iter().any(|(_, n)| n == key)
+            || key.starts_with("known/")
+            || referenced.contains(key);
+        if !known {
+            let mut w = Warning::jail(jail, format!("unknown option {key:?} is ignored"));
+            if let Some(o) = &val.origin {
+                w.file = Some(o.file.to_string());
+                w.line = Some(o.line);
+            }
+            loader.warnings.push(w);
+        }
+    }
 }
 
 /// Why reading a jail stopped: a reason to skip only this jail, or a fatal error.

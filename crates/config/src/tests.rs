@@ -299,3 +299,22 @@ fn conditional_keys_follow_the_family() {
     assert_eq!(resolve(None), "ipt REJECT");
     assert_eq!(resolve(Some("family=inet6")), "ipt REJECT6");
 }
+
+#[test]
+fn unknown_jail_options_are_warned_about() {
+    let fs = tree().file(
+        "/etc/f2b/jail.d/x.local",
+        "[sshd]\nmaxretries = 3\nport = 22\n",
+    );
+    let config = read(&fs);
+    let unknown: Vec<String> = config
+        .warnings
+        .iter()
+        .filter(|w| w.message.starts_with("unknown option"))
+        .map(|w| w.to_string())
+        .collect();
+    assert_eq!(
+        unknown,
+        ["jail.d/x.local:2: [sshd] unknown option \"maxretries\" is ignored"]
+    );
+}

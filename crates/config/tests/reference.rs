@@ -122,6 +122,17 @@ fn stock_tree_with_every_jail_enabled() {
     let ours = our_dump(&dir);
     let n = compare("stock", &theirs, &ours);
     assert!(n > 1000);
+    let config = read_configuration(&OsFs, dir.to_str().unwrap(), &ReadOptions::default()).unwrap();
+    let unknown: Vec<String> = config
+        .warnings
+        .iter()
+        .filter(|w| w.message.starts_with("unknown option"))
+        .map(|w| w.to_string())
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "false alarms on the stock tree: {unknown:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
