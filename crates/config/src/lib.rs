@@ -343,7 +343,7 @@ fn looks_like_filter_name(spec: &str) -> bool {
         }
         if after.starts_with('[') {
             // `\[.*\]$` across lines: a `]` ending a line (or the text) further on.
-            let start = rest.len() - (trimmed.len() - name_len);
+            let start = line.len() - after.len();
             let tail = &rest[start..];
             if tail
                 .match_indices(']')

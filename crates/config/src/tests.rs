@@ -318,3 +318,58 @@ fn unknown_jail_options_are_warned_about() {
         ["jail.d/x.local:2: [sshd] unknown option \"maxretries\" is ignored"]
     );
 }
+
+/// Hostile text must never panic: pseudo-random strings over the dialect's special
+/// characters go through every parser.
+#[test]
+fn no_panic_on_hostile_text() {
+    const ALPHABET: &[char] = &[
+        '[', ']', '=', ':', '%', '(', ')', 's', '<', '>', '/', ' ', '\n', '\t', ';', '#', '"',
+        '\'', ',', 'a', 'k', 'é', '\u{3000}', '?', '*', '!', '-', '.', '\\', '\r', '\u{feff}',
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..3000 {
+        let len = (next() % 40) as usize;
+        let text: String = (0..len)
+            .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+            .collect();
+        let _ = rampart_ini::parse(&text);
+        let _ = extract_options(&text);
+        let _ = split_with_options(&text);
+        let _ = shlex_split(&text);
+        let _ = Pattern::new(&text).matches(&text);
+        let _ = looks_like_filter_name(&text);
+        let tags: IndexMap<String, String> = [
+            ("a".to_string(), text.clone()),
+            ("b".to_string(), "<a>".to_string()),
+        ]
+        .into();
+        let _ = substitute_tags(&tags, TagOptions::default(), &mut |_| None);
+        let fs = tree()
+            .file(
+                "/etc/f2b/jail.local",
+                &format!("[sshd]\nenabled = true\naction = {text}\n"),
+            )
+            .file(
+                "/etc/f2b/filter.d/sshd.local",
+                &format!("[Definition]\nx = {text}\n"),
+            );
+        let _ = read_configuration(&fs, "/etc/f2b", &ReadOptions::default());
+        let _ = read_filter(
+            &fs,
+            "/etc/f2b",
+            &FilterRequest {
+                spec: &text,
+                jail_name: "j",
+                jail_vars: &IndexMap::new(),
+                backend: "auto",
+            },
+        );
+    }
+}
