@@ -74,13 +74,34 @@ pub enum MatchError {
 /// How many steps the backtracking engine may take on one haystack.
 const BACKTRACK_LIMIT: usize = 1_000_000;
 
+/// The linear engine: one automaton specialised for ASCII haystacks (nearly all log
+/// lines), built eagerly, and one for any haystack, built on first need.
 struct Linear {
-    regex: meta::Regex,
+    ascii: meta::Regex,
+    unicode: OnceLock<Option<meta::Regex>>,
+    tree: ast::Node,
     caveats: lower::Caveats,
-    slots: usize,
 }
 
 impl Linear {
+    /// The automaton for `haystack`, or `None` when only the backtracking engine can
+    /// answer exactly as Python.
+    #[inline]
+    fn engine_for(&self, haystack: &str) -> Option<&meta::Regex> {
+        if !self.exact_on(haystack) {
+            return None;
+        }
+        if haystack.is_ascii() {
+            return Some(&self.ascii);
+        }
+        self.unicode
+            .get_or_init(|| {
+                let mut caveats = lower::Caveats::default();
+                build_meta(&lower::to_hir(&self.tree, &mut caveats, false)?)
+            })
+            .as_ref()
+    }
+
     /// Whether the linear engine's answer on `haystack` is exactly Python's.
     #[inline]
     fn exact_on(&self, haystack: &str) -> bool {
@@ -222,10 +243,8 @@ impl Regex {
     /// Whether `re.search(pattern, haystack)` finds a match, or an error when the
     /// backtracking engine gave up on a pathological haystack.
     pub fn try_is_match(&self, haystack: &str) -> Result<bool, MatchError> {
-        if let Some(linear) = &self.linear
-            && linear.exact_on(haystack)
-        {
-            return Ok(linear.regex.is_match(haystack));
+        if let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack)) {
+            return Ok(regex.is_match(haystack));
         }
         let fancy = self.fancy().map_err(|e| self.gave_up(e.clone()))?;
         fancy
@@ -262,17 +281,11 @@ impl Regex {
         locations: &mut Locations,
     ) -> Result<bool, MatchError> {
         locations.clear(self.group_count + 1);
-        if let Some(linear) = &self.linear
-            && linear.exact_on(haystack)
-        {
+        if let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack)) {
             locations.slots.clear();
-            locations.slots.resize(linear.slots, None);
+            locations.slots.resize(regex.group_info().slot_len(), None);
             let input = Input::new(haystack);
-            if linear
-                .regex
-                .search_slots(&input, &mut locations.slots)
-                .is_none()
-            {
+            if regex.search_slots(&input, &mut locations.slots).is_none() {
                 return Ok(false);
             }
             let Locations { spans, slots } = locations;
@@ -307,21 +320,26 @@ impl Regex {
 
 fn build_linear(tree: &ast::Node) -> Option<Linear> {
     let mut caveats = lower::Caveats::default();
-    let hir = lower::to_hir(tree, &mut caveats)?;
-    let regex = meta::Builder::new()
+    // The Unicode lowering decides feasibility and the caveats.
+    lower::to_hir(tree, &mut caveats, false)?;
+    let ascii = build_meta(&lower::to_hir(tree, &mut lower::Caveats::default(), true)?)?;
+    Some(Linear {
+        ascii,
+        unicode: OnceLock::new(),
+        tree: tree.clone(),
+        caveats,
+    })
+}
+
+fn build_meta(hir: &regex_syntax::hir::Hir) -> Option<meta::Regex> {
+    meta::Builder::new()
         .configure(
             meta::Config::new()
                 .nfa_size_limit(Some(64 << 20))
                 .hybrid_cache_capacity(8 << 20),
         )
-        .build_from_hir(&hir)
-        .ok()?;
-    let slots = regex.group_info().slot_len();
-    Some(Linear {
-        regex,
-        caveats,
-        slots,
-    })
+        .build_from_hir(hir)
+        .ok()
 }
 
 /// A set of literals of which any match must contain at least one.

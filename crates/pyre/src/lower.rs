@@ -27,12 +27,25 @@ pub(crate) struct Caveats {
 }
 
 /// Lowers a tree free of lookaround, back-references, conditionals and atomic groups.
-pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats) -> Option<Hir> {
+///
+/// With `ascii`, the result is only meant for ASCII haystacks: every set is cut down
+/// to its ASCII part and word boundaries become ASCII ones (Python's word characters
+/// among ASCII are exactly `[0-9A-Za-z_]`), which is exact on such haystacks and
+/// gives much smaller automata than Python's large Unicode classes.
+pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats, ascii: bool) -> Option<Hir> {
+    let set = |mut s: ClassUnicode| {
+        if ascii {
+            s.intersect(&ClassUnicode::new([hir::ClassUnicodeRange::new(
+                '\0', '\x7f',
+            )]));
+        }
+        class_hir(s)
+    };
     Some(match node {
         Node::Empty => Hir::empty(),
-        Node::Char { c, case } => class_hir(charset::char_set(*c, *case)),
-        Node::Class(class) => class_hir(charset::class_set(class)),
-        Node::Any { dotall } => class_hir(charset::any(*dotall)),
+        Node::Char { c, case } => set(charset::char_set(*c, *case)),
+        Node::Class(class) => set(charset::class_set(class)),
+        Node::Any { dotall } => set(charset::any(*dotall)),
         Node::Assert(a) => Hir::look(match *a {
             Assertion::TextStart => Look::Start,
             Assertion::LineStart => Look::StartLF,
@@ -43,12 +56,13 @@ pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats) -> Option<Hir> {
             Assertion::LineEnd => Look::EndLF,
             Assertion::TextEnd => Look::End,
             Assertion::Boundary { ascii: true } => Look::WordAscii,
+            Assertion::Boundary { ascii: false } if ascii => Look::WordAscii,
             Assertion::Boundary { ascii: false } => {
                 caveats.word_boundary = true;
                 Look::WordUnicode
             }
-            Assertion::NotBetweenWords { ascii } => {
-                let (start, end) = if ascii {
+            Assertion::NotBetweenWords { ascii: a } => {
+                let (start, end) = if a || ascii {
                     (Look::WordStartHalfAscii, Look::WordEndHalfAscii)
                 } else {
                     caveats.word_boundary = true;
@@ -56,9 +70,9 @@ pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats) -> Option<Hir> {
                 };
                 return Some(Hir::alternation(vec![Hir::look(start), Hir::look(end)]));
             }
-            Assertion::NotBoundary { ascii } => {
+            Assertion::NotBoundary { ascii: a } => {
                 caveats.not_boundary = true;
-                if ascii {
+                if a || ascii {
                     Look::WordAsciiNegate
                 } else {
                     caveats.word_boundary = true;
@@ -67,7 +81,7 @@ pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats) -> Option<Hir> {
             }
         }),
         Node::Group { index, sub } => {
-            let sub = to_hir(sub, caveats)?;
+            let sub = to_hir(sub, caveats, ascii)?;
             match index {
                 Some(i) => Hir::capture(hir::Capture {
                     index: u32::try_from(*i).ok()?,
@@ -92,19 +106,19 @@ pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats) -> Option<Hir> {
                 min: *min,
                 max: *max,
                 greedy,
-                sub: Box::new(to_hir(sub, caveats)?),
+                sub: Box::new(to_hir(sub, caveats, ascii)?),
             })
         }
         Node::Concat(items) => Hir::concat(
             items
                 .iter()
-                .map(|n| to_hir(n, caveats))
+                .map(|n| to_hir(n, caveats, ascii))
                 .collect::<Option<Vec<_>>>()?,
         ),
         Node::Alt(items) => Hir::alternation(
             items
                 .iter()
-                .map(|n| to_hir(n, caveats))
+                .map(|n| to_hir(n, caveats, ascii))
                 .collect::<Option<Vec<_>>>()?,
         ),
         // Hand-made lowerings of exact rewrites use these wrappers.

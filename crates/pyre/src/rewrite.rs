@@ -950,7 +950,9 @@ fn not_containing(s: &[char], dotall: bool, before_s: bool) -> Option<Node> {
         }
     }
     r[m][0] = Some(Node::Empty);
-    for k in 0..m {
+    // Eliminating the deepest states first keeps the expression nested and small:
+    // each partial match of `s` becomes a suffix of the way back to the start.
+    for k in (0..m).rev() {
         let self_loop = r[k][k].take();
         let star = self_loop.map(|l| Node::Repeat {
             min: 0,
