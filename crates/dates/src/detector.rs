@@ -1,0 +1,947 @@
+//! The date detector: which template finds the date in a line, in what order templates are
+//! tried, and how that order adapts, exactly as fail2ban's `DateDetector.matchTime`.
+//!
+//! The order in which templates are tried changes results on real logs (a line can hold
+//! several date-like strings), so the bookkeeping is reproduced in full:
+//!
+//! 1. The template that won last time is tried first. An anchored one (line begin/end)
+//!    searches the whole line; another one, if the characters around its last match are
+//!    the same (or non-alphanumeric) again, searches only the span of its last match. A
+//!    match at the same place wins at once; elsewhere it becomes a candidate.
+//! 2. Otherwise every template is tried in list order. The last one and anchored ones win
+//!    at once, as does any match at the line start. A match further right than this
+//!    template's last match, or than the last winner's, is kept as a candidate (the
+//!    leftmost candidate wins if nothing better comes).
+//! 3. The winner's hits, last use and distance are updated and it bubbles up the list:
+//!    to the first never-used slot or half-way if its weight (hits × template weight /
+//!    distance) beats the template there or that one was unused for five minutes, else by
+//!    one slot under the same condition.
+//!
+//! Positions are kept in Python string indices (characters), since they are compared
+//! across lines of different byte layouts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rampart_pyre::{Locations, Regex};
+
+use crate::convert::{self, AmPm, DefaultZone, Failure};
+use crate::pytext::{byte_of_char, char_at, char_len, char_of_byte, is_py_alnum, py_strip};
+use crate::template::{self, Kind, LINE_BEGIN, Spec, Template};
+use crate::{DateError, DateMatch, Error, TimeZone, codes};
+
+/// fail2ban's default templates, in its order, written in its pattern syntax. Their texts
+/// are part of the interface: `fail2ban-regex` shows names derived from them.
+const DEFAULT_PATTERNS: [&str; 17] = [
+    r"%ExY(?P<_sep>[-/.])%m(?P=_sep)%d(?:T|  ?)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%a )?%b %d %ExY %k:%M:%S(?:\.%f)?",
+    r"%d(?P<_sep>[-/])%m(?P=_sep)(?:%ExY|%Exy) %k:%M:%S",
+    r"%d(?P<_sep>[-/])%b(?P=_sep)%ExY[ :]?%H:%M:%S(?:\.%f)?(?: %z)?",
+    r"%m/%d/%ExY:%H:%M:%S",
+    r"%m-%d-%ExY %k:%M:%S(?:\.%f)?",
+    "EPOCH",
+    r"{^LN-BEG}%H:%M:%S",
+    r"^<%m/%d/%Exy@%H:%M:%S>",
+    r"%Exy%Exm%Exd  ?%H:%M:%S",
+    r"%b %d, %ExY %I:%M:%S %p",
+    r"^%b-%d-%Exy %k:%M:%S",
+    r"%ExY%Exm%Exd(?:T|  ?)%ExH%ExM%ExS(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:%Z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"(?:%z )?(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?",
+    "TAI64N",
+];
+
+/// Weight of the line-begin copies of the default templates: they should win the
+/// bubbling-up whenever they match.
+const ANCHORED_COPY_WEIGHT: f64 = 100.0;
+/// A template unused for this long (seconds) gives way to any other.
+const UNUSED_TIME: f64 = 300.0;
+/// Context kept before a region search that cannot start at the line start.
+const REGION_CONTEXT_CHARS: usize = 32;
+const MICROS: f64 = 1_000_000.0;
+
+/// A template in one detector, with its counters.
+#[derive(Debug)]
+struct Slot {
+    template: Arc<Template>,
+    weight: f64,
+    hits: u64,
+    last_used: f64,
+    distance: usize,
+    /// Region-search regexes by number of context characters (see [`DateDetector::search`]).
+    region_regexes: Vec<(usize, Option<Regex>)>,
+}
+
+impl Slot {
+    fn new(template: Arc<Template>, weight: f64) -> Slot {
+        Slot {
+            template,
+            weight,
+            hits: 0,
+            last_used: 0.0,
+            distance: 0x7fff_ffff,
+            region_regexes: Vec::new(),
+        }
+    }
+
+    fn effective_weight(&self) -> f64 {
+        self.hits as f64 * self.weight / self.distance.max(1) as f64
+    }
+}
+
+/// How to read group spans of the last search from the locations buffer.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    /// Added to group numbers (region searches wrap the regex in one more group).
+    group_shift: usize,
+    /// Added to byte offsets (region searches may run on a suffix of the line).
+    offset: usize,
+}
+
+/// The template display name and statistics `fail2ban-regex` prints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TemplateStats {
+    /// Display name, e.g. `{^LN-BEG}(?:DAY )?MON Day %k:Minute:Second(?:\.Microseconds)?(?: ExYear)?`.
+    pub name: String,
+    /// Lines on which this template found the date.
+    pub hits: u64,
+    /// Current weight in the ordering (`hits × template weight / distance`).
+    pub weight: f64,
+    /// The template's own weight (100 for the line-begin copies of the defaults, else 1).
+    pub template_weight: f64,
+    /// The pattern the template was made from, if it is a pattern template.
+    pub pattern: Option<String>,
+    /// The regex it runs.
+    pub regex: String,
+}
+
+/// Character before a match position (`line[i-1:i]`).
+#[derive(Clone, Copy, Debug)]
+struct LastStart {
+    at: usize,
+    before: Option<char>,
+    first: Option<char>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LastEnd {
+    at: usize,
+    last: Option<char>,
+    after: Option<char>,
+}
+
+/// The last converted date, reused while the same text comes again.
+#[derive(Debug, Default)]
+struct ConversionCache {
+    template_id: u64,
+    zone_id: u64,
+    text: String,
+    spans: Vec<Option<(usize, usize)>>,
+    outcome: Option<Result<f64, Failure>>,
+    needs_now: bool,
+    valid_from: i64,
+    valid_to: i64,
+}
+
+/// The local offset of "now", kept while no zone transition is crossed.
+#[derive(Clone, Copy, Debug)]
+struct NowOffset {
+    zone_id: u64,
+    from: i64,
+    to: i64,
+    offset: i32,
+}
+
+/// Where zone-less dates are taken to be, as configured.
+#[derive(Clone, Debug)]
+enum LogZone {
+    Local,
+    Fixed(i64),
+    Rules(TimeZone),
+}
+
+/// Finds and converts dates in log lines with fail2ban's templates and rules.
+#[derive(Debug)]
+pub struct DateDetector {
+    slots: Vec<Slot>,
+    last_start: LastStart,
+    last_end: LastEnd,
+    last_index: usize,
+    first_unused: usize,
+    log_zone: LogZone,
+    year_prefixes: String,
+    locations: Locations,
+    candidate_locations: Locations,
+    spans_scratch: Vec<Option<(usize, usize)>>,
+    conversion: ConversionCache,
+    now_offset: Option<NowOffset>,
+}
+
+impl DateDetector {
+    /// A detector for a jail's `datepattern` (one pattern per line; `None` or blank: the
+    /// default templates). `%ExY` accepts the years 2000–2099; see
+    /// [`DateDetector::with_current_year`] for fail2ban's narrower, clock-dependent range.
+    pub fn new(datepattern: Option<&str>) -> Result<DateDetector, Error> {
+        DateDetector::build(datepattern, codes::ANY_21ST_CENTURY.to_string())
+    }
+
+    /// Like [`DateDetector::new`], with `%ExY` accepting what fail2ban accepts when started
+    /// in `current_year`: years from 2000 to the end of the decade of `current_year + 3`.
+    pub fn with_current_year(
+        datepattern: Option<&str>,
+        current_year: i32,
+    ) -> Result<DateDetector, Error> {
+        DateDetector::build(datepattern, codes::year_prefixes(i64::from(current_year)))
+    }
+
+    fn build(datepattern: Option<&str>, year_prefixes: String) -> Result<DateDetector, Error> {
+        let mut detector = DateDetector {
+            slots: Vec::new(),
+            last_start: LastStart {
+                at: 1,
+                before: None,
+                first: None,
+            },
+            last_end: LastEnd {
+                at: 0x7fff_ffff,
+                last: None,
+                after: None,
+            },
+            last_index: usize::MAX,
+            first_unused: 0,
+            log_zone: LogZone::Local,
+            year_prefixes,
+            locations: Locations::new(),
+            candidate_locations: Locations::new(),
+            spans_scratch: Vec::new(),
+            conversion: ConversionCache::default(),
+            now_offset: None,
+        };
+        let patterns = datepattern
+            .into_iter()
+            .flat_map(|p| p.split('\n'))
+            .map(py_strip)
+            .filter(|p| !p.is_empty());
+        for pattern in patterns {
+            detector.append(pattern)?;
+        }
+        if detector.slots.is_empty() {
+            detector.add_defaults(|_| true)?;
+        }
+        Ok(detector)
+    }
+
+    /// Adds one `datepattern` line (fail2ban's `appendTemplate`).
+    fn append(&mut self, pattern: &str) -> Result<(), Error> {
+        let key = template::pattern_key(pattern);
+        let spec = match key.as_str() {
+            "{^LN-BEG}" => return self.add_defaults(|t| t.flags & LINE_BEGIN != 0),
+            // fail2ban's filter for `{DEFAULT}` rejects every template; the defaults then
+            // only come in if no other pattern is given.
+            "{DEFAULT}" => return Ok(()),
+            k if k.contains("{DATE}") => return self.add_wrapped_defaults(pattern),
+            "{NONE}" => template::spec_for("{UNB}^", "{NONE}", &self.year_prefixes)?,
+            _ => template::spec_for(pattern, &key, &self.year_prefixes)?,
+        };
+        self.push(compile(spec)?, 1.0, false)
+    }
+
+    fn push(
+        &mut self,
+        template: Arc<Template>,
+        weight: f64,
+        ignore_duplicate: bool,
+    ) -> Result<(), Error> {
+        if self.slots.iter().any(|s| s.template.name == template.name) {
+            if ignore_duplicate {
+                return Ok(());
+            }
+            return Err(Error::DuplicateTemplate {
+                name: template.name.clone(),
+            });
+        }
+        self.slots.push(Slot::new(template, weight));
+        Ok(())
+    }
+
+    /// The 31 default templates (line-begin copies first), filtered.
+    fn add_defaults(&mut self, keep: impl Fn(&Template) -> bool) -> Result<(), Error> {
+        let ignore_duplicate = !self.slots.is_empty();
+        for (template, weight) in default_templates(&self.year_prefixes)? {
+            if keep(&template) {
+                self.push(template, weight, ignore_duplicate)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The 17 default templates with `{DATE}` in `pre_match` replaced by each of them.
+    fn add_wrapped_defaults(&mut self, pre_match: &str) -> Result<(), Error> {
+        let ignore_duplicate = !self.slots.is_empty();
+        for pattern in DEFAULT_PATTERNS {
+            let original = template::spec_for(
+                pattern,
+                &template::pattern_key(pattern),
+                &self.year_prefixes,
+            )?;
+            // Pattern templates embed their pattern; the others their name, which is then
+            // read as a pattern of its own (so `^{DATE}` makes a line-begin `Epoch`).
+            let embedded = original.pattern.as_deref().unwrap_or(&original.name);
+            let wrapped = replace_date_marks(pre_match, &template::unbound(embedded));
+            let spec = template::spec_for(
+                &wrapped,
+                &template::pattern_key(&wrapped),
+                &self.year_prefixes,
+            )?;
+            self.push(compile(spec)?, 1.0, ignore_duplicate)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the jail's `logtimezone`: zone-less dates are then in that zone instead of the
+    /// local one. A fixed-offset zone (what fail2ban supports) is applied as fail2ban does.
+    pub fn set_log_timezone(&mut self, tz: Option<TimeZone>) {
+        self.log_zone = match tz {
+            None => LogZone::Local,
+            Some(z) => match z.fixed_offset() {
+                Some(seconds) => LogZone::Fixed(i64::from(seconds / 60)),
+                None => LogZone::Rules(z),
+            },
+        };
+        self.conversion.outcome = None;
+    }
+
+    /// What `fail2ban-regex` prints after `Use      datepattern : <pattern> :`: the name of
+    /// the first template when there are one or two, else `Default Detectors`.
+    pub fn description(&self) -> String {
+        match self.slots.len() {
+            1 | 2 => self.slots[0].template.name.clone(),
+            _ => "Default Detectors".to_string(),
+        }
+    }
+
+    /// Display name and hits of every template, in the current order.
+    pub fn template_hits(&self) -> Vec<(String, u64)> {
+        self.slots
+            .iter()
+            .map(|s| (s.template.name.clone(), s.hits))
+            .collect()
+    }
+
+    /// Everything `fail2ban-regex --VD` shows about the templates, in the current order.
+    pub fn template_stats(&self) -> Vec<TemplateStats> {
+        self.slots
+            .iter()
+            .map(|s| TemplateStats {
+                name: s.template.name.clone(),
+                hits: s.hits,
+                weight: s.effective_weight(),
+                template_weight: s.weight,
+                pattern: s.template.pattern.clone(),
+                regex: s.template.regex_text.clone(),
+            })
+            .collect()
+    }
+
+    /// Finds the date in `line` and converts it.
+    ///
+    /// `now` is the clock (frozen in tests) in Unix seconds and `local` the local zone.
+    /// `None`: no template matched. Otherwise the span of the date text (empty when the
+    /// template allows a missing date, as `{NONE}` or `()`; the caller then uses the last
+    /// date or now) and its time, or why there is none.
+    pub fn match_time(&mut self, line: &str, now: f64, local: &TimeZone) -> Option<DateMatch> {
+        let (index, hit) = self.find_template(line)?;
+        let (start, end) = self.group_span(hit, 0)?;
+        let start_char = char_of_byte(line, start);
+        let end_char = char_of_byte(line, end);
+        let slot = &mut self.slots[index];
+        slot.hits += 1;
+        slot.last_used = now;
+        slot.distance = start_char;
+        if self.first_unused == index {
+            self.first_unused += 1;
+        }
+        // fail2ban reads `line[start]` and `line[end - 1]` here and fails on the line
+        // when the match is empty at its end.
+        let first = line[start..].chars().next();
+        let last = if end == 0 {
+            line.chars().next_back()
+        } else {
+            line[..end].chars().next_back()
+        };
+        if first.is_none() || last.is_none() {
+            return Some(DateMatch {
+                start: 0,
+                end: 0,
+                time: None,
+                error: Some(DateError::LineFailed("IndexError")),
+            });
+        }
+        self.last_start = LastStart {
+            at: start_char,
+            before: line[..start].chars().next_back(),
+            first,
+        };
+        self.last_end = LastEnd {
+            at: end_char,
+            last,
+            after: line[end..].chars().next(),
+        };
+        let mut current = index;
+        if index != 0 && index != self.last_index {
+            current = self.reorder(index);
+        }
+        self.last_index = current;
+
+        let template = Arc::clone(&self.slots[current].template);
+        let (cut_start, cut_end) = self.group_span(hit, 1).unwrap_or((0, 0));
+        if cut_start == cut_end {
+            return Some(DateMatch {
+                start: cut_start,
+                end: cut_end,
+                time: None,
+                error: None,
+            });
+        }
+        let outcome = self.convert(&template, line, hit, now, local);
+        Some(DateMatch {
+            start: cut_start,
+            end: cut_end,
+            time: outcome.ok(),
+            error: match outcome {
+                Ok(_) => None,
+                Err(Failure::Invalid) => Some(DateError::Unparsable),
+                Err(Failure::Fatal(what)) => Some(DateError::LineFailed(what)),
+            },
+        })
+    }
+
+    fn group_span(&self, hit: Hit, group: usize) -> Option<(usize, usize)> {
+        self.locations
+            .get(group + hit.group_shift)
+            .map(|(s, e)| (s + hit.offset, e + hit.offset))
+    }
+
+    /// Steps 1 and 2 of the module docs: the winning template and its match (left in
+    /// `self.locations`).
+    fn find_template(&mut self, line: &str) -> Option<(usize, Hit)> {
+        let count = self.slots.len();
+        let mut ignore = usize::MAX;
+        let mut candidate: Option<(usize, usize, Hit)> = None;
+        let last = self.last_index;
+        if last < count {
+            let anchored = self.slots[last].template.anchored();
+            let (start, end) = (self.last_start.at, self.last_end.at);
+            let hit = if anchored {
+                ignore = last;
+                self.search(last, line, None)
+            } else if self.boundaries_agree(line) {
+                self.search(last, line, Some((start, end)))
+            } else {
+                ignore = last;
+                self.search(last, line, None)
+            };
+            if let Some(hit) = hit {
+                let (s, e) = self.char_span(line, hit)?;
+                if count == 1 || anchored || (s == start && e == end) {
+                    return Some((last, hit));
+                }
+                std::mem::swap(&mut self.locations, &mut self.candidate_locations);
+                candidate = Some((last, s, hit));
+            }
+        }
+        for index in 0..count {
+            if index == ignore {
+                continue;
+            }
+            let Some(hit) = self.search(index, line, None) else {
+                continue;
+            };
+            if index + 1 >= count || self.slots[index].template.anchored() {
+                return Some((index, hit));
+            }
+            let (distance, _) = self.char_span(line, hit)?;
+            // A match at the line start always wins; one further right than before may be
+            // a date-like string in the message: keep the leftmost and look further.
+            if distance > self.slots[index].distance || distance > self.last_start.at {
+                if candidate.is_none_or(|(_, d, _)| distance < d) {
+                    std::mem::swap(&mut self.locations, &mut self.candidate_locations);
+                    candidate = Some((index, distance, hit));
+                }
+                continue;
+            }
+            return Some((index, hit));
+        }
+        let (index, _, hit) = candidate?;
+        std::mem::swap(&mut self.locations, &mut self.candidate_locations);
+        Some((index, hit))
+    }
+
+    fn char_span(&self, line: &str, hit: Hit) -> Option<(usize, usize)> {
+        let (s, e) = self.group_span(hit, 0)?;
+        Some((char_of_byte(line, s), char_of_byte(line, e)))
+    }
+
+    /// Whether the text around the last match position looks the same in `line`.
+    fn boundaries_agree(&self, line: &str) -> bool {
+        let LastStart {
+            at: start,
+            before,
+            first,
+        } = self.last_start;
+        let LastEnd {
+            at: end,
+            last,
+            after,
+        } = self.last_end;
+        let char_before = |at: usize| if at == 0 { None } else { char_at(line, at - 1) };
+        let left = char_before(start) == before
+            || first.is_some_and(|c| char_at(line, start) == Some(c) && !is_py_alnum(c));
+        let right = char_at(line, end) == after
+            || last.is_some_and(|c| char_before(end) == Some(c) && !is_py_alnum(c));
+        left && right
+    }
+
+    /// Python's `regex.search(line)`, or `regex.search(line, pos, endpos)` with character
+    /// positions for `region`. Leaves the groups in `self.locations`.
+    fn search(&mut self, index: usize, line: &str, region: Option<(usize, usize)>) -> Option<Hit> {
+        let direct = Hit {
+            group_shift: 0,
+            offset: 0,
+        };
+        let Some((pos, endpos)) = region else {
+            let regex = &self.slots[index].template.regex;
+            return regex.captures(line, &mut self.locations).then_some(direct);
+        };
+        let end = byte_of_char(line, endpos);
+        let start = byte_of_char(line, pos).min(end);
+        let haystack = &line[..end];
+        // The leftmost match of the prefix is the answer if it does not start too early:
+        // every earlier start was tried with the same context as Python would.
+        if !self.slots[index]
+            .template
+            .regex
+            .captures(haystack, &mut self.locations)
+        {
+            return None;
+        }
+        if self.locations.get(0).is_some_and(|(s, _)| s >= start) {
+            return Some(direct);
+        }
+        self.search_from(index, line, start, end)
+    }
+
+    /// Leftmost match starting at or after byte `start` in `line[..end]`, with the
+    /// characters before `start` still visible to look-behinds and `\b` (up to
+    /// [`REGION_CONTEXT_CHARS`] of them), as Python's `search(line, pos, endpos)`.
+    fn search_from(&mut self, index: usize, line: &str, start: usize, end: usize) -> Option<Hit> {
+        let context_chars = char_len(&line[..start]).min(REGION_CONTEXT_CHARS);
+        let base = line[..start]
+            .char_indices()
+            .rev()
+            .nth(context_chars.saturating_sub(1))
+            .map_or(start, |(b, _)| b);
+        let base = if context_chars == 0 { start } else { base };
+        let slot = &mut self.slots[index];
+        let regex = match slot
+            .region_regexes
+            .iter()
+            .position(|(n, _)| *n == context_chars)
+        {
+            Some(i) => &slot.region_regexes[i].1,
+            None => {
+                let compiled = region_regex(&slot.template.regex_text, context_chars);
+                slot.region_regexes.push((context_chars, compiled));
+                &slot.region_regexes[slot.region_regexes.len() - 1].1
+            }
+        };
+        let haystack = &line[base..end];
+        match regex {
+            Some(r) => r.captures(haystack, &mut self.locations).then_some(Hit {
+                group_shift: 1,
+                offset: base,
+            }),
+            // The regex refers to groups by number and cannot be wrapped: search the
+            // region alone (exact unless it looks behind its start).
+            None => self.slots[index]
+                .template
+                .regex
+                .captures(&line[start..end], &mut self.locations)
+                .then_some(Hit {
+                    group_shift: 0,
+                    offset: start,
+                }),
+        }
+    }
+
+    /// Step 3 of the module docs; returns the new index of the template.
+    fn reorder(&mut self, index: usize) -> usize {
+        let slot = &self.slots[index];
+        let unused_since = slot.last_used - UNUSED_TIME;
+        let weight = slot.effective_weight();
+        let movable = |slots: &[Slot], to: usize| {
+            weight > slots[to].effective_weight() || unused_since > slots[to].last_used
+        };
+        let mut to = if self.first_unused < index {
+            self.first_unused
+        } else {
+            index / 2
+        };
+        if !movable(&self.slots, to) {
+            if to == index - 1 {
+                return index;
+            }
+            to = index - 1;
+            if !movable(&self.slots, to) {
+                return index;
+            }
+        }
+        let slot = self.slots.remove(index);
+        self.slots.insert(to, slot);
+        while self.first_unused < self.slots.len() && self.slots[self.first_unused].hits > 0 {
+            self.first_unused += 1;
+        }
+        to
+    }
+
+    /// Converts the match of `template`, reusing the last conversion when the same date
+    /// text comes again.
+    fn convert(
+        &mut self,
+        template: &Template,
+        line: &str,
+        hit: Hit,
+        now: f64,
+        local: &TimeZone,
+    ) -> Result<f64, Failure> {
+        match template.kind {
+            Kind::Epoch { long, group } => {
+                let text = self.group_span(hit, group).map(|(s, e)| &line[s..e]);
+                let text = text.ok_or(Failure::Fatal("TypeError"))?;
+                return convert::epoch_value(text, long);
+            }
+            Kind::Tai64n => {
+                let (s, e) = self.group_span(hit, 1).ok_or(Failure::Invalid)?;
+                return convert::tai64n_value(&line[s..e]);
+            }
+            Kind::Pattern => {}
+        }
+        let (g0_start, g0_end) = self.group_span(hit, 0).ok_or(Failure::Invalid)?;
+        let zone_id = match &self.log_zone {
+            LogZone::Local => local.id(),
+            LogZone::Fixed(_) => 0,
+            LogZone::Rules(z) => z.id(),
+        };
+        // The cache key: template, zone, date text and where each field sits in it.
+        let mut cacheable = true;
+        self.spans_scratch.clear();
+        let groups = template
+            .fields
+            .iter()
+            .map(|(g, _)| *g)
+            .chain(template.am_pm_group);
+        for group in groups {
+            let span = self.group_span(hit, group).map(|(s, e)| {
+                if s < g0_start || e > g0_end {
+                    cacheable = false;
+                }
+                (s.wrapping_sub(g0_start), e.wrapping_sub(g0_start))
+            });
+            self.spans_scratch.push(span);
+        }
+        let text = &line[g0_start..g0_end];
+        let cache = &self.conversion;
+        let same_key = cacheable
+            && cache.template_id == template.id
+            && cache.zone_id == zone_id
+            && cache.text == text
+            && cache.spans == self.spans_scratch;
+        if same_key && let Some(outcome) = cache.outcome {
+            if !cache.needs_now {
+                return outcome;
+            }
+            let (from, to) = (cache.valid_from, cache.valid_to);
+            if let Some(n) = self.now_local_micros(now, local)
+                && (from..to).contains(&n)
+            {
+                return outcome;
+            }
+        }
+
+        let values = template.fields.iter().map(|(g, f)| {
+            let value = self.group_span(hit, *g).map(|(s, e)| &line[s..e]);
+            (*f, value)
+        });
+        let am_pm = match template.am_pm_group {
+            None => AmPm::NoGroup,
+            Some(g) => match self.group_span(hit, g) {
+                None => AmPm::Unmatched,
+                Some((s, e)) => AmPm::Text(&line[s..e]),
+            },
+        };
+        let zone = match &self.log_zone {
+            LogZone::Local => DefaultZone::Rules(local),
+            LogZone::Fixed(m) => DefaultZone::Fixed(*m),
+            LogZone::Rules(z) => DefaultZone::Rules(z),
+        };
+        let mut now_cache = self.now_offset;
+        let mut used_now = false;
+        let result = convert::fields_to_epoch(values, am_pm, zone, || {
+            used_now = true;
+            now_local_micros(&mut now_cache, now, local)
+        });
+        self.now_offset = now_cache;
+        let outcome = result.map(|c| c.epoch);
+        if cacheable {
+            let cache = &mut self.conversion;
+            cache.template_id = template.id;
+            cache.zone_id = zone_id;
+            cache.text.clear();
+            cache.text.push_str(text);
+            std::mem::swap(&mut cache.spans, &mut self.spans_scratch);
+            cache.outcome = Some(outcome);
+            cache.needs_now = used_now;
+            (cache.valid_from, cache.valid_to) = match result {
+                Ok(c) => (c.valid_from, c.valid_to),
+                // A failure that depends on now is not reused.
+                Err(_) if used_now => (0, 0),
+                Err(_) => (i64::MIN, i64::MAX),
+            };
+        } else {
+            self.conversion.outcome = None;
+        }
+        outcome
+    }
+
+    fn now_local_micros(&mut self, now: f64, local: &TimeZone) -> Option<i64> {
+        now_local_micros(&mut self.now_offset, now, local)
+    }
+}
+
+/// The local wall clock of `now` in microseconds, through a cache of the offset in force.
+fn now_local_micros(cache: &mut Option<NowOffset>, now: f64, local: &TimeZone) -> Option<i64> {
+    if !now.is_finite() || now.abs() > 1e15 {
+        return None;
+    }
+    let seconds = now.floor() as i64;
+    let offset = match cache {
+        Some(c) if c.zone_id == local.id() && (c.from..c.to).contains(&seconds) => c.offset,
+        _ => {
+            let (offset, from, to) = local.offset_span(seconds)?;
+            *cache = Some(NowOffset {
+                zone_id: local.id(),
+                from,
+                to,
+                offset,
+            });
+            offset
+        }
+    };
+    // `datetime.fromtimestamp` rounds to microseconds, half to even.
+    let shifted = now + f64::from(offset);
+    let whole = shifted.trunc();
+    let mut micros = ((shifted - whole) * MICROS).round_ties_even() as i64;
+    let mut whole = whole as i64;
+    if micros >= 1_000_000 {
+        micros -= 1_000_000;
+        whole += 1;
+    } else if micros < 0 {
+        micros += 1_000_000;
+        whole -= 1;
+    }
+    Some(whole * 1_000_000 + micros)
+}
+
+/// The regex for a search that starts `context_chars` characters into the haystack: the
+/// template's regex as group 1 after a lazy skip. `None` when the regex uses numbered
+/// back-references, which the extra group would shift.
+fn region_regex(regex_text: &str, context_chars: usize) -> Option<Regex> {
+    let bytes = regex_text.as_bytes();
+    let numbered_backref = bytes
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| w[0] == b'\\' && w[1].is_ascii_digit() && (i == 0 || bytes[i - 1] != b'\\'));
+    if numbered_backref {
+        return None;
+    }
+    // Global flags must stay at the very start.
+    let flags_len = if let Some(after) = regex_text.strip_prefix("(?") {
+        after
+            .bytes()
+            .take_while(u8::is_ascii_lowercase)
+            .count()
+            .checked_add(3)
+            .filter(|&n| regex_text.as_bytes().get(n - 1) == Some(&b')'))
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let (flags, body) = regex_text.split_at(flags_len);
+    Regex::new(&format!(
+        r"{flags}\A[\s\S]{{{context_chars}}}[\s\S]*?({body})"
+    ))
+    .ok()
+}
+
+/// Replaces each `{DATE}` (any case, not after a backslash) by `with`.
+fn replace_date_marks(pre_match: &str, with: &str) -> String {
+    const MARK: &str = "{DATE}";
+    let mut out = String::with_capacity(pre_match.len() + with.len());
+    let mut i = 0;
+    while i < pre_match.len() {
+        let escaped = i > 0 && pre_match.as_bytes()[i - 1] == b'\\';
+        let is_mark = pre_match
+            .get(i..i + MARK.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(MARK));
+        if is_mark && !escaped {
+            out.push_str(with);
+            i += MARK.len();
+        } else {
+            let n = pre_match[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&pre_match[i..i + n]);
+            i += n;
+        }
+    }
+    out
+}
+
+/// Compiles a template, sharing compiled templates across detectors.
+fn compile(spec: Spec) -> Result<Arc<Template>, Error> {
+    static COMPILED: OnceLock<Mutex<HashMap<SpecKey, Arc<Template>>>> = OnceLock::new();
+    let key = SpecKey::of(&spec);
+    let cache = COMPILED.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Ok(map) = cache.lock()
+        && let Some(t) = map.get(&key)
+    {
+        return Ok(Arc::clone(t));
+    }
+    let template = Arc::new(spec.compile()?);
+    if let Ok(mut map) = cache.lock() {
+        map.insert(key, Arc::clone(&template));
+    }
+    Ok(template)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SpecKey {
+    name: String,
+    pattern: Option<String>,
+    regex: String,
+    flags: u8,
+    kind: String,
+}
+
+impl SpecKey {
+    fn of(spec: &Spec) -> SpecKey {
+        SpecKey {
+            name: spec.name.clone(),
+            pattern: spec.pattern.clone(),
+            regex: spec.regex.clone(),
+            flags: spec.flags,
+            kind: format!("{:?}", spec.kind),
+        }
+    }
+}
+
+/// The 31 default templates with their weights: the line-begin copies of those that are
+/// not anchored already, then the 17 originals.
+fn default_templates(year_prefixes: &str) -> Result<Vec<(Arc<Template>, f64)>, Error> {
+    let mut copies = Vec::new();
+    let mut originals = Vec::new();
+    for pattern in DEFAULT_PATTERNS {
+        let spec = template::spec_for(pattern, &template::pattern_key(pattern), year_prefixes)?;
+        if !spec.name.starts_with("{^LN-BEG}") && !spec.name.starts_with('^') {
+            let base = spec.pattern.as_deref().unwrap_or(&spec.name);
+            let anchored = format!("{{^LN-BEG}}{base}");
+            let copy =
+                template::spec_for(&anchored, &template::pattern_key(&anchored), year_prefixes)?;
+            copies.push((compile(copy)?, ANCHORED_COPY_WEIGHT));
+        }
+        originals.push((compile(spec)?, 1.0));
+    }
+    copies.extend(originals);
+    Ok(copies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cet() -> TimeZone {
+        TimeZone::from_tz_value(Some("CET-01CEST-02,M3.5.0,M10.5.0"))
+    }
+
+    const NOW: f64 = 1_124_013_600.0;
+
+    #[test]
+    fn defaults_are_31_line_begin_copies_first() {
+        let d = DateDetector::with_current_year(None, 2026).expect("defaults compile");
+        let names: Vec<String> = d.template_hits().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 31);
+        assert!(names[..14].iter().all(|n| n.starts_with("{^LN-BEG}")));
+        assert_eq!(
+            names[1],
+            r"{^LN-BEG}(?:DAY )?MON Day %k:Minute:Second(?:\.Microseconds)?(?: ExYear)?"
+        );
+        assert_eq!(names[7], "{^LN-BEG}Epoch");
+        assert_eq!(names[13], "{^LN-BEG}TAI64N");
+        assert_eq!(names[22], "{^LN-BEG}24hour:Minute:Second");
+        assert_eq!(names[30], "TAI64N");
+        assert_eq!(d.description(), "Default Detectors");
+    }
+
+    #[test]
+    fn line_begin_keyword_keeps_anchored_defaults() {
+        let d = DateDetector::new(Some("{^LN-BEG}")).expect("valid");
+        assert_eq!(d.template_hits().len(), 17);
+    }
+
+    #[test]
+    fn syslog_date_is_found_and_converted() {
+        let mut d = DateDetector::with_current_year(None, 2026).expect("valid");
+        let tz = cet();
+        let line = "Jan 14 08:03:07 host sshd[123]: Failed password";
+        let m = d.match_time(line, NOW, &tz).expect("date found");
+        assert_eq!(&line[m.start..m.end], "Jan 14 08:03:07");
+        assert_eq!(m.time, Some(1_105_686_187.0));
+        // Cached conversion gives the same answer.
+        let again = d.match_time(line, NOW, &tz).expect("date found");
+        assert_eq!(again, m);
+        // The winner bubbled up to the first slot.
+        let (name, hits) = &d.template_hits()[0];
+        assert!(name.starts_with("{^LN-BEG}(?:DAY )?MON Day"));
+        assert_eq!(*hits, 2);
+    }
+
+    #[test]
+    fn duplicate_patterns_are_rejected() {
+        assert!(matches!(
+            DateDetector::new(Some("^EPOCH\n{^LN-BEG}EPOCH")),
+            Err(Error::DuplicateTemplate { .. })
+        ));
+    }
+
+    #[test]
+    fn none_pattern_matches_empty() {
+        let mut d = DateDetector::new(Some("{NONE}")).expect("valid");
+        let m = d
+            .match_time("anything", NOW, &cet())
+            .expect("always matches");
+        assert_eq!((m.start, m.end, m.time, m.error), (0, 0, None, None));
+        let m = d.match_time("", NOW, &cet()).expect("matches, then fails");
+        assert_eq!(m.error, Some(DateError::LineFailed("IndexError")));
+    }
+
+    #[test]
+    fn date_marks_are_replaced() {
+        assert_eq!(replace_date_marks(r"^x{date}\{DATE}", "D"), r"^xD\{DATE}");
+    }
+
+    #[test]
+    fn region_regex_wraps_after_flags() {
+        let r = region_regex("(?iu)ab", 2).expect("compiles");
+        assert_eq!(r.as_str(), r"(?iu)\A[\s\S]{2}[\s\S]*?(ab)");
+        assert!(region_regex(r"(a)\1", 2).is_none());
+    }
+}
