@@ -389,3 +389,185 @@ impl Locations {
         self.spans.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(regex: &Regex, locs: &Locations) -> Vec<Option<(usize, usize)>> {
+        (0..=regex.group_count()).map(|g| locs.get(g)).collect()
+    }
+
+    /// Every string over `alphabet` up to `max` characters.
+    fn strings(alphabet: &[&str], max: usize) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut layer = vec![String::new()];
+        for _ in 0..max {
+            let next: Vec<String> = layer
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |a| format!("{s}{a}")))
+                .collect();
+            out.extend(next.iter().cloned());
+            layer = next;
+        }
+        out
+    }
+
+    /// The rewritten linear engine and the backtracking engine running the pattern as
+    /// written must agree on every haystack.
+    fn linear_agrees(pattern: &str, haystacks: &[String]) {
+        let regex = Regex::new(pattern).expect("compiles");
+        assert_eq!(
+            regex.engine(),
+            Engine::Linear,
+            "{pattern} stays backtracking"
+        );
+        let fancy = regex.fancy().expect("fancy compiles");
+        let mut locs = Locations::new();
+        for h in haystacks {
+            let found = regex.captures(h, &mut locs);
+            let ours = found.then(|| spans(&regex, &locs));
+            let theirs = fancy.captures(h).expect("no limit").map(|c| {
+                (0..=regex.group_count())
+                    .map(|g| c.get(g).map(|m| (m.start(), m.end())))
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(ours, theirs, "{pattern} on {h:?}");
+        }
+    }
+
+    #[test]
+    fn lookbehind_implied_by_preceding_characters_is_dropped() {
+        let hs = strings(&["a", ":", "1", " "], 6);
+        linear_agrees(r"(?:[0-9a]{1,2}::?|::){1,3}(?:[0-9a]{1,2}|(?<=:):)", &hs);
+        linear_agrees(r"x(?<!:)y|:(?<=:)z", &strings(&["x", "y", ":", "z"], 4));
+        assert_eq!(
+            Regex::new(r"a?(?<=:)b").expect("ok").engine(),
+            Engine::Backtracking
+        );
+    }
+
+    #[test]
+    fn boundary_lookaheads_become_word_assertions() {
+        let hs = strings(&["a", "1", " ", "-", "\n", "é"], 5);
+        linear_agrees(r"(?=^|\b|\W)(a1|1|-a)(?=\b|\W|$)", &hs);
+        linear_agrees(r"(?=\b|\W|$)", &hs);
+        // Nullable after the leading form: not rewritten.
+        assert_eq!(
+            Regex::new(r"(?=^|\b|\W)a?").expect("ok").engine(),
+            Engine::Backtracking
+        );
+    }
+
+    #[test]
+    fn conditionals_expand_with_priority_kept() {
+        let hs = strings(&["a", "b", "c", ":", " "], 5);
+        linear_agrees(
+            r"^(?P<x>a)?(?P<u>(?P<y>b+)|(?(x)c*?|[^:]+))(?(y): |c*$)",
+            &hs,
+        );
+        linear_agrees(r"(a)??b(?(1)c|a)", &hs);
+        linear_agrees(r"(?:(a)|b)(?(1)b|a)", &hs);
+    }
+
+    #[test]
+    fn backreferences_to_finite_groups_expand() {
+        let hs = strings(&["1", "-", "/", ".", "\""], 5);
+        linear_agrees(r"1(?P<s>[-/.])1(?P=s)1", &hs);
+        linear_agrees(r#"(?P<q>"?)1(?P=q)"#, &hs);
+        assert_eq!(
+            Regex::new(r"(\d+)-\1").expect("ok").engine(),
+            Engine::Backtracking
+        );
+    }
+
+    #[test]
+    fn tempered_loops_become_regular() {
+        let hs = strings(&[" ", "f", "r", "o", "m", "x"], 7);
+        linear_agrees(r"^x(?:(?! from ).)*$", &hs);
+        linear_agrees(r"^(.)((?:(?! fr ).)*?) fr (.*)$", &hs);
+        linear_agrees(r"^((?:(?!oo).)*)oo", &strings(&["o", "x"], 7));
+        linear_agrees(r"((?:(?!aab).)*?)aab", &strings(&["a", "b"], 8));
+    }
+
+    #[test]
+    fn python_dollar_and_newlines() {
+        let re = Regex::new("a$").expect("ok");
+        assert!(re.is_match("a\n") && re.is_match("a") && !re.is_match("a\n\n"));
+        assert!(!re.is_match("a\nb\n"));
+        let re = Regex::new(r"a\Z").expect("ok");
+        assert!(!re.is_match("a\n"));
+        let ml = Regex::with_flags(
+            "^b$",
+            Flags {
+                multiline: true,
+                ignore_case: false,
+            },
+        )
+        .expect("ok");
+        assert!(ml.is_match("a\nb\nc"));
+    }
+
+    #[test]
+    fn required_literals_are_sound() {
+        let re = Regex::new(r"^Failed (?:password|publickey) for \S+ from").expect("ok");
+        let lits = re.required_literals().expect("some");
+        assert!(lits.literals.iter().all(|l| !l.is_empty()));
+        assert!(!lits.ignore_case);
+        let re = Regex::new(r"(?i)kernel").expect("ok");
+        // `k` also matches KELVIN SIGN: it cannot be part of an ASCII-folded literal.
+        let lits = re.required_literals().expect("some");
+        assert!(
+            lits.literals
+                .iter()
+                .all(|l| !l.to_lowercase().contains('k'))
+        );
+        assert!(lits.ignore_case);
+        assert!(
+            Regex::new(r"\S+")
+                .expect("ok")
+                .required_literals()
+                .is_none()
+        );
+        let re = Regex::new(r"foo|bar\d").expect("ok");
+        let mut lits = re.required_literals().expect("some").literals.clone();
+        lits.sort();
+        assert_eq!(lits, ["bar", "foo"]);
+    }
+
+    #[test]
+    fn prefilter_reports_possible_patterns() {
+        let a = Regex::new(r"^Failed \S+ for").expect("ok");
+        let b = Regex::new(r"(?i)invalid user").expect("ok");
+        let c = Regex::new(r"\d+").expect("ok");
+        let pf = Prefilter::new(&[&a, &b, &c]);
+        let mut cands = Candidates::new();
+        pf.candidates("INVALID USER x", &mut cands);
+        assert_eq!(cands.iter().collect::<Vec<_>>(), [1, 2]);
+        pf.candidates("Failed password for root", &mut cands);
+        assert_eq!(cands.iter().collect::<Vec<_>>(), [0, 2]);
+    }
+
+    #[test]
+    fn groups_are_numbered_as_python() {
+        let re = Regex::new(r"(a)(?:b)(?P<n>c)(?P<m>(d))").expect("ok");
+        assert_eq!(re.group_count(), 4);
+        assert_eq!(re.group_index("n"), Some(2));
+        assert_eq!(re.group_names().collect::<Vec<_>>(), [(2, "n"), (3, "m")]);
+        let mut locs = Locations::new();
+        assert!(re.captures("xabcd", &mut locs));
+        assert_eq!(locs.get(4), Some((4, 5)));
+        assert_eq!(locs.text("xabcd", 3), Some("d"));
+    }
+
+    #[test]
+    fn match_errors_are_reported() {
+        // Exponential backtracking on the fancy engine ends in an error, not a hang.
+        let re = Regex::new(r"^(?=x)?(a|aa)+(?!y)\1$").expect("ok");
+        assert_eq!(re.engine(), Engine::Backtracking);
+        let hay = format!("{}b", "a".repeat(64));
+        let mut locs = Locations::new();
+        assert!(re.try_captures(&hay, &mut locs).is_err());
+        assert!(!re.captures(&hay, &mut locs));
+    }
+}

@@ -258,6 +258,29 @@ fn fancy(node: &Node, out: &mut String) {
             max,
             greed,
             sub,
+        } if sub.width(&|_| (0, None)).1 == Some(0) && !matches!(max, Some(0)) => {
+            // fancy-regex refuses to repeat an assertion. Repeating something that
+            // consumes nothing is the same as doing it once; with a minimum of zero
+            // it may also be skipped, in the order the greed says.
+            if *min > 0 {
+                fancy(sub, out);
+            } else {
+                out.push_str("(?:");
+                if *greed == Greed::Lazy {
+                    out.push('|');
+                    fancy(sub, out);
+                } else {
+                    fancy(sub, out);
+                    out.push('|');
+                }
+                out.push(')');
+            }
+        }
+        Node::Repeat {
+            min,
+            max,
+            greed,
+            sub,
         } => {
             if *greed == Greed::Possessive {
                 out.push_str("(?>");
@@ -298,8 +321,9 @@ fn fancy(node: &Node, out: &mut String) {
             out.push(')');
         }
         Node::Backref { group, case } => {
+            // Grouped, so that a following digit cannot extend the number.
             if *case == crate::ast::Case::Sensitive {
-                let _ = write!(out, "\\{group}");
+                let _ = write!(out, "(?:\\{group})");
             } else {
                 let _ = write!(out, "(?i:\\{group})");
             }

@@ -1021,3 +1021,132 @@ fn check_lookbehinds(parsed: &Parsed) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(p: &str) -> String {
+        parse(p, FlagSet::default()).expect_err(p)
+    }
+
+    fn ok(p: &str) -> Parsed {
+        parse(p, FlagSet::default()).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    #[test]
+    fn python_errors_with_positions() {
+        assert_eq!(err("*a"), "nothing to repeat at position 0");
+        assert_eq!(err("a**"), "multiple repeat at position 2");
+        assert_eq!(err(r"^*"), "nothing to repeat at position 1");
+        assert!(err(r"\q").starts_with("bad escape \\q"));
+        assert!(err("a(?i)b").starts_with("global flags not at the start"));
+        assert!(err("(a").starts_with("missing ), unterminated subpattern"));
+        assert!(err("a)").starts_with("unbalanced parenthesis"));
+        assert!(err("[a").starts_with("unterminated character set"));
+        assert!(err("[z-a]").starts_with("bad character range z-a"));
+        assert!(err("(?<=a+)b").starts_with("look-behind requires fixed-width"));
+        assert!(err(r"(a)\2").starts_with("invalid group reference 2"));
+        assert!(err("(?P<1>a)").starts_with("bad character in group name"));
+        assert!(err("(?P=x)").starts_with("unknown group name"));
+        assert!(err("a{3,2}").starts_with("min repeat greater than max repeat"));
+        assert!(err(r"\").starts_with("bad escape (end of pattern)"));
+    }
+
+    #[test]
+    fn braces_that_are_not_quantifiers_are_literals() {
+        for p in ["a{", "a{}", "a{,", "a{1,2", "a{x}", "{1}"] {
+            let parsed = parse(p, FlagSet::default());
+            if p == "{1}" {
+                assert!(parsed.is_err(), "{p}");
+            } else {
+                assert!(!parsed.expect(p).root.is_fancy(), "{p}");
+            }
+        }
+        let p = ok("a{,3}");
+        assert!(matches!(
+            p.root,
+            Node::Repeat {
+                min: 0,
+                max: Some(3),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn classes_follow_python() {
+        let p = ok(r"[]a-]");
+        let Node::Class(c) = p.root else { panic!() };
+        assert_eq!(
+            c.items,
+            [
+                ClassItem::Range(']', ']'),
+                ClassItem::Range('a', 'a'),
+                ClassItem::Range('-', '-')
+            ]
+        );
+        let Node::Class(c) = ok(r"[[\b]").root else {
+            panic!()
+        };
+        assert_eq!(
+            c.items,
+            [ClassItem::Range('[', '['), ClassItem::Range('\x08', '\x08')]
+        );
+        assert!(matches!(ok(r"\<").root, Node::Char { c: '<', .. }));
+    }
+
+    #[test]
+    fn escapes_and_references() {
+        assert!(matches!(ok(r"\x41").root, Node::Char { c: 'A', .. }));
+        assert!(matches!(ok(r"\u00e9").root, Node::Char { c: 'é', .. }));
+        assert!(matches!(ok(r"\0").root, Node::Char { c: '\0', .. }));
+        assert!(matches!(ok(r"\101").root, Node::Char { c: 'A', .. }));
+        let p = ok(r"(a)\1");
+        let Node::Concat(items) = p.root else {
+            panic!()
+        };
+        assert!(matches!(items[1], Node::Backref { group: 1, .. }));
+        let p = ok(r"(?P<x>a)(?(x)b|c)");
+        let Node::Concat(items) = p.root else {
+            panic!()
+        };
+        assert!(matches!(items[1], Node::Cond { group: 1, .. }));
+    }
+
+    #[test]
+    fn flags_apply_to_their_scope() {
+        let p = ok("(?i)a(?-i:b)");
+        let Node::Concat(items) = p.root else {
+            panic!()
+        };
+        assert!(matches!(
+            items[0],
+            Node::Char {
+                case: Case::Unicode,
+                ..
+            }
+        ));
+        let Node::Group { sub, .. } = &items[1] else {
+            panic!()
+        };
+        assert!(matches!(
+            **sub,
+            Node::Char {
+                case: Case::Sensitive,
+                ..
+            }
+        ));
+        let p = ok("(?x) a b # comment\n c");
+        assert!(matches!(p.root, Node::Concat(ref v) if v.len() == 3));
+        assert!(err("(?L)a").contains("'L' flag"));
+        let p = ok("(?iu)x");
+        assert!(matches!(
+            p.root,
+            Node::Char {
+                case: Case::Unicode,
+                ..
+            }
+        ));
+    }
+}

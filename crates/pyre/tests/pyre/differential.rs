@@ -10,7 +10,8 @@ use std::process::Command;
 use rampart_pyre::{Engine, Flags, Locations, Regex};
 use serde_json::Value;
 
-fn corpus() -> Value {
+/// The corpus as `corpus.py` prints it; with `patterns_only`, without Python's answers.
+pub(crate) fn corpus_with(patterns_only: bool) -> Value {
     let reference = rampart_reference::fail2ban();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let output = Command::new("/usr/bin/python3")
@@ -19,6 +20,7 @@ fn corpus() -> Value {
         .arg(reference.sample_logs_dir())
         .arg(data.join("edge_lines.txt"))
         .env("PYTHONPATH", reference.python_path())
+        .env("CORPUS_PATTERNS_ONLY", if patterns_only { "1" } else { "" })
         .output()
         .expect("python3 must be installed for the differential test");
     assert!(
@@ -49,7 +51,7 @@ fn python_spans(value: &Value) -> Spans {
 
 #[test]
 fn agrees_with_python_on_fail2ban_regexes() {
-    let corpus = corpus();
+    let corpus = corpus_with(false);
     let lines: Vec<&str> = corpus["lines"]
         .as_array()
         .expect("lines")

@@ -1,5 +1,5 @@
 //! Integration tests of rampart-pyre: the differential test against Python's own `re`
 //! over fail2ban's regexes, and hostile inputs.
 
-mod differential;
+pub(crate) mod differential;
 mod hostile;
