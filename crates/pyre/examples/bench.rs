@@ -146,6 +146,37 @@ fn main() {
         lines.len()
     );
 
+    // The same, with the prefilter run over the whole line first: the content is part
+    // of the line, so a line without any failregex literal cannot produce a failure
+    // and its prefregex captures can be skipped.
+    let start = Instant::now();
+    let mut found = 0;
+    for _ in 0..rounds {
+        for line in &lines {
+            prefilter.candidates(line, &mut cands);
+            if cands.is_empty() || !prefregex.captures(line, &mut locs) {
+                continue;
+            }
+            let Some((s, _)) = locs.get(content) else {
+                continue;
+            };
+            let body = &line[s..];
+            prefilter.candidates(body, &mut cands);
+            for i in cands.iter() {
+                if failregex[i].captures(body, &mut inner) {
+                    found += 1;
+                    break;
+                }
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "pipeline, line prefilter first: {:.2} M lines/s ({} failures)",
+        total as f64 / secs / 1e6,
+        found / rounds
+    );
+
     let failed = "Failed password for invalid user admin from 192.0.2.7 port 4321 ssh2\n";
     let root = "Failed password for root from 198.51.100.23 port 50022 ssh2\n";
     let other = "pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)\n";

@@ -78,6 +78,7 @@ const BACKTRACK_LIMIT: usize = 1_000_000;
 /// lines), built eagerly, and one for any haystack, built on first need.
 struct Linear {
     ascii: meta::Regex,
+    branches: Option<Branches>,
     unicode: OnceLock<Option<meta::Regex>>,
     tree: ast::Node,
     caveats: lower::Caveats,
@@ -282,6 +283,16 @@ impl Regex {
     ) -> Result<bool, MatchError> {
         locations.clear(self.group_count + 1);
         if let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack)) {
+            let mut regex = regex;
+            if let Some(branches) = self.linear.as_ref().and_then(|l| l.branches.as_ref())
+                && haystack.is_ascii()
+            {
+                match branches.engine_for(haystack) {
+                    Err(()) => return Ok(false),
+                    Ok(Some(pruned)) => regex = pruned,
+                    Ok(None) => {}
+                }
+            }
             locations.slots.clear();
             locations.slots.resize(regex.group_info().slot_len(), None);
             let input = Input::new(haystack);
@@ -318,12 +329,141 @@ impl Regex {
     }
 }
 
+/// Capture engines explore every alternative in priority order, so a pattern whose
+/// expansion ends in several long alternatives (a conditional split into branches)
+/// pays for the dead ones on every match. When the tree is a sequence ending in an
+/// alternation, one multi-pattern pass finds which `prefix·branch` can match anywhere
+/// in the haystack; a branch that cannot is part of no match, so dropping it changes
+/// nothing, and captures run on the live branches only (automata built on demand per
+/// combination). ASCII haystacks only.
+struct Branches {
+    any: meta::Regex,
+    prefix: Vec<ast::Node>,
+    branches: Vec<ast::Node>,
+    variants: Vec<OnceLock<Option<meta::Regex>>>,
+}
+
+impl Branches {
+    fn new(tree: &ast::Node) -> Option<Branches> {
+        let ast::Node::Concat(items) = tree else {
+            return None;
+        };
+        let (ast::Node::Alt(top), prefix) = items.split_last()? else {
+            return None;
+        };
+        let branches: Vec<ast::Node> = top.iter().flat_map(flat_branches).collect();
+        let n = branches.len();
+        if !(2..=6).contains(&n) {
+            return None;
+        }
+        let hirs = branches
+            .iter()
+            .map(|b| {
+                let mut seq = prefix.to_vec();
+                seq.push(b.clone());
+                lower::to_hir(
+                    &ast::Node::Concat(seq),
+                    &mut lower::Caveats::default(),
+                    true,
+                )
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let any = meta::Builder::new()
+            .configure(
+                meta::Config::new()
+                    .match_kind(regex_automata::MatchKind::All)
+                    .nfa_size_limit(Some(64 << 20)),
+            )
+            .build_many_from_hir(&hirs)
+            .ok()?;
+        Some(Branches {
+            any,
+            prefix: prefix.to_vec(),
+            branches,
+            variants: (0..1usize << n).map(|_| OnceLock::new()).collect(),
+        })
+    }
+
+    /// The automaton for the branches that can match `haystack`; `Err` when none can.
+    fn engine_for(&self, haystack: &str) -> Result<Option<&meta::Regex>, ()> {
+        let mut set = regex_automata::PatternSet::new(self.branches.len());
+        self.any
+            .which_overlapping_matches(&Input::new(haystack), &mut set);
+        let mask = set.iter().fold(0usize, |m, p| m | 1 << p.as_usize());
+        if mask == 0 {
+            return Err(());
+        }
+        let Some(slot) = self.variants.get(mask) else {
+            return Ok(None);
+        };
+        Ok(slot
+            .get_or_init(|| {
+                let live: Vec<ast::Node> = self
+                    .branches
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, b)| b.clone())
+                    .collect();
+                let mut seq = self.prefix.clone();
+                seq.push(ast::Node::Alt(live));
+                build_meta(&lower::to_hir(
+                    &ast::Node::Concat(seq),
+                    &mut lower::Caveats::default(),
+                    true,
+                )?)
+            })
+            .as_ref())
+    }
+}
+
+/// The alternatives of `node` with nested alternations opened up: `(?:a|b)|c` is
+/// `a|b|c`, and `d(?:a|b)` is `da|db` when `d` can match in only one way (a choice-free
+/// prefix tried before each alternative in turn keeps the order of the matches).
+fn flat_branches(node: &ast::Node) -> Vec<ast::Node> {
+    fn choice_free(n: &ast::Node) -> bool {
+        match n {
+            ast::Node::Empty
+            | ast::Node::Char { .. }
+            | ast::Node::Class(_)
+            | ast::Node::Any { .. }
+            | ast::Node::Assert(_) => true,
+            ast::Node::Group { sub, .. } => choice_free(sub),
+            ast::Node::Concat(items) => items.iter().all(choice_free),
+            _ => false,
+        }
+    }
+    match node {
+        ast::Node::Alt(items) => items.iter().flat_map(flat_branches).collect(),
+        ast::Node::Group { index: None, sub } => flat_branches(sub),
+        ast::Node::Concat(items) => match items.split_last() {
+            Some((last, head)) if head.iter().all(choice_free) => {
+                let tails = flat_branches(last);
+                if tails.len() < 2 {
+                    return vec![node.clone()];
+                }
+                tails
+                    .into_iter()
+                    .map(|t| {
+                        let mut seq = head.to_vec();
+                        seq.push(t);
+                        ast::Node::Concat(seq)
+                    })
+                    .collect()
+            }
+            _ => vec![node.clone()],
+        },
+        _ => vec![node.clone()],
+    }
+}
+
 fn build_linear(tree: &ast::Node) -> Option<Linear> {
     let mut caveats = lower::Caveats::default();
     // The Unicode lowering decides feasibility and the caveats.
     lower::to_hir(tree, &mut caveats, false)?;
     let ascii = build_meta(&lower::to_hir(tree, &mut lower::Caveats::default(), true)?)?;
     Some(Linear {
+        branches: Branches::new(tree),
         ascii,
         unicode: OnceLock::new(),
         tree: tree.clone(),
