@@ -165,6 +165,8 @@ enum LogZone {
 #[derive(Debug)]
 pub struct DateDetector {
     slots: Vec<Slot>,
+    /// Default templates not yet in use: fail2ban adds them at the first line.
+    pending_defaults: Option<Vec<(Arc<Template>, f64)>>,
     last_start: LastStart,
     last_end: LastEnd,
     last_index: usize,
@@ -198,6 +200,7 @@ impl DateDetector {
     fn build(datepattern: Option<&str>, year_prefixes: String) -> Result<DateDetector, Error> {
         let mut detector = DateDetector {
             slots: Vec::new(),
+            pending_defaults: None,
             last_start: LastStart {
                 at: 1,
                 before: None,
@@ -227,7 +230,7 @@ impl DateDetector {
             detector.append(pattern)?;
         }
         if detector.slots.is_empty() {
-            detector.add_defaults(|_| true)?;
+            detector.pending_defaults = Some(default_templates(&detector.year_prefixes)?);
         }
         Ok(detector)
     }
@@ -244,7 +247,7 @@ impl DateDetector {
             "{NONE}" => template::spec_for("{UNB}^", "{NONE}", &self.year_prefixes)?,
             _ => template::spec_for(pattern, &key, &self.year_prefixes)?,
         };
-        self.push(compile(spec)?, 1.0, false)
+        self.push(compile(spec)?, shared_weight(&key), false)
     }
 
     fn push(
@@ -289,12 +292,9 @@ impl DateDetector {
             // read as a pattern of its own (so `^{DATE}` makes a line-begin `Epoch`).
             let embedded = original.pattern.as_deref().unwrap_or(&original.name);
             let wrapped = replace_date_marks(pre_match, &template::unbound(embedded));
-            let spec = template::spec_for(
-                &wrapped,
-                &template::pattern_key(&wrapped),
-                &self.year_prefixes,
-            )?;
-            self.push(compile(spec)?, 1.0, ignore_duplicate)?;
+            let key = template::pattern_key(&wrapped);
+            let spec = template::spec_for(&wrapped, &key, &self.year_prefixes)?;
+            self.push(compile(spec)?, shared_weight(&key), ignore_duplicate)?;
         }
         Ok(())
     }
@@ -351,6 +351,10 @@ impl DateDetector {
     /// template allows a missing date, as `{NONE}` or `()`; the caller then uses the last
     /// date or now) and its time, or why there is none.
     pub fn match_time(&mut self, line: &str, now: f64, local: &TimeZone) -> Option<DateMatch> {
+        if let Some(defaults) = self.pending_defaults.take() {
+            self.slots
+                .extend(defaults.into_iter().map(|(t, w)| Slot::new(t, w)));
+        }
         let (index, hit) = self.find_template(line)?;
         let (start, end) = self.group_span(hit, 0)?;
         let start_char = char_of_byte(line, start);
@@ -844,6 +848,29 @@ impl SpecKey {
     }
 }
 
+/// The key fail2ban caches the line-begin copy of a default template under, for the
+/// defaults that get one.
+fn anchored_copy_key(pattern: &str) -> Option<String> {
+    let base = match pattern {
+        "EPOCH" => "Epoch",
+        "TAI64N" => "TAI64N",
+        p if p.starts_with("{^LN-BEG}") || p.starts_with('^') => return None,
+        p => p,
+    };
+    Some(template::pattern_key(&format!("{{^LN-BEG}}{base}")))
+}
+
+/// The weight of a template made from a pattern with this key. fail2ban keeps one template
+/// object per key for the whole process; the line-begin copies of the defaults get weight
+/// 100, and so does any jail's template that is the same object (e.g. `{^LN-BEG}Epoch`).
+fn shared_weight(key: &str) -> f64 {
+    let shared = DEFAULT_PATTERNS
+        .iter()
+        .filter_map(|p| anchored_copy_key(p))
+        .any(|k| k == key);
+    if shared { ANCHORED_COPY_WEIGHT } else { 1.0 }
+}
+
 /// The 31 default templates with their weights: the line-begin copies of those that are
 /// not anchored already, then the 17 originals.
 fn default_templates(year_prefixes: &str) -> Result<Vec<(Arc<Template>, f64)>, Error> {
@@ -851,11 +878,12 @@ fn default_templates(year_prefixes: &str) -> Result<Vec<(Arc<Template>, f64)>, E
     let mut originals = Vec::new();
     for pattern in DEFAULT_PATTERNS {
         let spec = template::spec_for(pattern, &template::pattern_key(pattern), year_prefixes)?;
-        if !spec.name.starts_with("{^LN-BEG}") && !spec.name.starts_with('^') {
-            let base = spec.pattern.as_deref().unwrap_or(&spec.name);
-            let anchored = format!("{{^LN-BEG}}{base}");
-            let copy =
-                template::spec_for(&anchored, &template::pattern_key(&anchored), year_prefixes)?;
+        if let Some(key) = anchored_copy_key(pattern) {
+            let anchored = format!(
+                "{{^LN-BEG}}{}",
+                spec.pattern.as_deref().unwrap_or(&spec.name)
+            );
+            let copy = template::spec_for(&anchored, &key, year_prefixes)?;
             copies.push((compile(copy)?, ANCHORED_COPY_WEIGHT));
         }
         originals.push((compile(spec)?, 1.0));
@@ -876,7 +904,10 @@ mod tests {
 
     #[test]
     fn defaults_are_31_line_begin_copies_first() {
-        let d = DateDetector::with_current_year(None, 2026).expect("defaults compile");
+        let mut d = DateDetector::with_current_year(None, 2026).expect("defaults compile");
+        // Like fail2ban, the defaults come in with the first line.
+        assert!(d.template_hits().is_empty());
+        assert!(d.match_time("no date", NOW, &cet()).is_none());
         let names: Vec<String> = d.template_hits().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names.len(), 31);
         assert!(names[..14].iter().all(|n| n.starts_with("{^LN-BEG}")));

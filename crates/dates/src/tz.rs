@@ -181,8 +181,7 @@ impl TimeZone {
         match &self.zone.rules {
             Rules::Fixed(seconds) => Some((*seconds, false)),
             Rules::Jiff(zone) => {
-                let ts = jiff::Timestamp::from_second(epoch).ok()?;
-                let info = zone.to_offset_info(ts);
+                let info = zone.to_offset_info(clamped_timestamp(epoch)?);
                 Some((info.offset().seconds(), info.dst().is_dst()))
             }
         }
@@ -194,9 +193,9 @@ impl TimeZone {
         match &self.zone.rules {
             Rules::Fixed(seconds) => Some((*seconds, i64::MIN, i64::MAX)),
             Rules::Jiff(zone) => {
-                let ts = jiff::Timestamp::from_second(epoch).ok()?;
+                let ts = clamped_timestamp(epoch)?;
                 let offset = zone.to_offset(ts).seconds();
-                let after = jiff::Timestamp::from_second(epoch.saturating_add(1)).ok();
+                let after = clamped_timestamp(epoch.saturating_add(1));
                 let start = after
                     .and_then(|a| zone.preceding(a).next())
                     .map_or(i64::MIN, |t| t.timestamp().as_second());
@@ -338,6 +337,17 @@ impl TimeZone {
             c.year, c.month, c.day, c.hour, c.minute, c.second
         )
     }
+}
+
+/// A timestamp for zone lookups, pinned to the range the zone library handles (a few hours
+/// short of the ends of years 1 and 9999 fall outside it; the zone rules there are the
+/// ones at the edge).
+fn clamped_timestamp(epoch: i64) -> Option<jiff::Timestamp> {
+    let (min, max) = (
+        jiff::Timestamp::MIN.as_second(),
+        jiff::Timestamp::MAX.as_second(),
+    );
+    jiff::Timestamp::from_second(epoch.clamp(min, max)).ok()
 }
 
 /// Splits an epoch float into whole seconds and microseconds the way CPython does for
