@@ -120,12 +120,11 @@ fn chars(line: &str, byte: usize) -> usize {
     line[..byte].chars().count()
 }
 
+/// Outcomes of a case's lines and the final template names and hits.
+type CaseRun = (Vec<Outcome>, Vec<(String, u64)>);
+
 /// Runs a case through our detector; `Err` when the detector cannot be set up.
-fn run_ours(
-    case: &Case,
-    year: i32,
-    local: &TimeZone,
-) -> Result<(Vec<Outcome>, Vec<(String, u64)>), String> {
+fn run_ours(case: &Case, year: i32, local: &TimeZone) -> Result<CaseRun, String> {
     let mut detector = DateDetector::with_current_year(case.datepattern.as_deref(), year)
         .map_err(|e| e.to_string())?;
     if let Some(tz) = &case.logtimezone {
