@@ -274,34 +274,35 @@ impl TimeZone {
     }
 
     /// The epoch of a local ISO time `YYYY-MM-DDTHH:MM:SS[.ffffff]` (a space instead of
-    /// `T` is accepted), as fail2ban's sample-log tests compute it: `mktime` plus the
-    /// fraction.
+    /// `T` is accepted), as fail2ban's sample-log tests compute it: `strptime` (which
+    /// takes one or two digits for every field but the year), `mktime`, plus the fraction.
     pub fn local_iso_to_epoch(&self, text: &str) -> Option<f64> {
         let (main, fraction) = match text.split_once('.') {
             Some((m, f)) => (m, Some(f)),
             None => (text, None),
         };
-        let b = main.as_bytes();
-        if b.len() != 19 || !matches!(b[10], b'T' | b' ') {
-            return None;
-        }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let s = main.get(r)?;
-            s.bytes()
-                .all(|c| c.is_ascii_digit())
+        let (date, time) = main.split_once(['T', ' '])?;
+        let field = |s: &str, widths: std::ops::RangeInclusive<usize>| -> Option<i64> {
+            (widths.contains(&s.len()) && s.bytes().all(|c| c.is_ascii_digit()))
                 .then(|| s.parse().ok())?
         };
-        if b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        let mut d = date.split('-');
+        let mut t = time.split(':');
+        let next = |it: &mut std::str::Split<'_, char>, widths| field(it.next()?, widths);
+        let (year, month, day) = (
+            next(&mut d, 4..=4)?,
+            next(&mut d, 1..=2)?,
+            next(&mut d, 1..=2)?,
+        );
+        let (hour, minute, second) = (
+            next(&mut t, 1..=2)?,
+            next(&mut t, 1..=2)?,
+            next(&mut t, 1..=2)?,
+        );
+        if d.next().is_some() || t.next().is_some() {
             return None;
         }
-        let epoch = self.mktime(
-            num(0..4)?,
-            num(5..7)?,
-            num(8..10)?,
-            num(11..13)?,
-            num(14..16)?,
-            num(17..19)?,
-        )?;
+        let epoch = self.mktime(year, month, day, hour, minute, second)?;
         let micros = match fraction {
             None => 0,
             Some(f) if !f.is_empty() && f.len() <= 6 && f.bytes().all(|c| c.is_ascii_digit()) => {
@@ -401,6 +402,12 @@ mod tests {
             tz.local_iso_to_epoch("2005-01-01T00:00:00.5"),
             Some(1_104_534_000.5)
         );
+        assert_eq!(
+            tz.local_iso_to_epoch("2005-1-1T0:0:0.5"),
+            Some(1_104_534_000.5)
+        );
+        assert_eq!(tz.local_iso_to_epoch("2005-001-01T00:00:00"), None);
+        assert_eq!(tz.local_iso_to_epoch("2005-01-01T00:00"), None);
     }
 
     #[test]
