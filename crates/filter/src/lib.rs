@@ -45,6 +45,9 @@ pub enum Error {
     /// `maxlines` below one.
     #[error("maxlines must be a whole number greater than zero")]
     MaxLines,
+    /// The regex engine gave up on a line (pathological backtracking).
+    #[error("regex {regex:?} gave up: {reason}")]
+    Match { regex: String, reason: String },
 }
 
 /// How host names captured by `<HOST>` are treated (`usedns`).

@@ -101,7 +101,14 @@ impl FilterRegex {
         org: &[TupleLine],
         locs: &mut Locations,
     ) -> Result<Option<LineSplit>, Error> {
-        if !self.regex.captures(buf, locs) {
+        let found = self
+            .regex
+            .try_captures(buf, locs)
+            .map_err(|e| Error::Match {
+                regex: self.source.clone(),
+                reason: e.to_string(),
+            })?;
+        if !found {
             return Ok(None);
         }
         if org.len() <= 1 {
