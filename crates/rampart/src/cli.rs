@@ -1,0 +1,71 @@
+//! Command-line interface: subcommands and their dispatch.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::regex_cmd::{self, RegexArgs};
+
+/// rampart's own configuration tree.
+pub const RAMPART_CONFIG: &str = "/etc/rampart";
+/// fail2ban's configuration tree, the default when invoked under fail2ban's names.
+pub const FAIL2BAN_CONFIG: &str = "/etc/fail2ban";
+
+/// rampart: watches logs, counts failures, bans offenders (a successor to fail2ban).
+#[derive(Parser, Debug)]
+#[command(name = "rampart", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Test filters against a log file or lines (fail2ban-regex).
+    Regex(Box<RegexArgs>),
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the fully resolved configuration as the command stream the server runs
+    /// (what `fail2ban-client -d` prints).
+    Dump {
+        /// Configuration directory.
+        #[arg(
+            short = 'c',
+            long = "conf",
+            visible_alias = "config",
+            value_name = "DIR"
+        )]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Regex(args) => regex_cmd::run(&args, Path::new(RAMPART_CONFIG)),
+        Command::Config {
+            command: ConfigCommand::Dump { config },
+        } => crate::config_cmd::dump(&config.unwrap_or_else(|| PathBuf::from(RAMPART_CONFIG))),
+    }
+}
+
+/// `fail2ban-regex ARGS`: the regex tester under fail2ban's name and defaults.
+pub fn fail2ban_regex(args: &[OsString]) -> Result<u8> {
+    #[derive(Parser, Debug)]
+    #[command(name = "fail2ban-regex", disable_version_flag = true)]
+    struct Fail2banRegex {
+        #[command(flatten)]
+        args: RegexArgs,
+    }
+    let parsed = Fail2banRegex::parse_from(args);
+    regex_cmd::run(&parsed.args, Path::new(FAIL2BAN_CONFIG))
+}
