@@ -25,6 +25,19 @@ pub struct Cli {
 pub enum Command {
     /// Test filters against a log file or lines (fail2ban-regex).
     Regex(Box<RegexArgs>),
+    /// Check filters against annotated sample logs (fail2ban's `# failJSON:` format),
+    /// with the rules of fail2ban's own sample test harness.
+    #[command(hide = true)]
+    Samples {
+        /// Configuration directory whose `filter.d` is checked.
+        #[arg(short = 'c', long = "config", value_name = "DIR")]
+        config: PathBuf,
+        /// Directory of annotated sample logs, one file per filter name.
+        #[arg(long = "samples", value_name = "DIR")]
+        samples: PathBuf,
+        /// Only these filters (default: every filter that has a sample log).
+        names: Vec<String>,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -52,6 +65,26 @@ pub enum ConfigCommand {
 pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Regex(args) => regex_cmd::run(&args, Path::new(RAMPART_CONFIG)),
+        Command::Samples {
+            config,
+            samples,
+            names,
+        } => {
+            let names = if names.is_empty() {
+                crate::corpus::filter_names(&config, None)?
+                    .into_iter()
+                    .filter(|n| crate::corpus::sample_path(&samples, n).is_file())
+                    .collect()
+            } else {
+                names
+            };
+            let results: Vec<_> = names
+                .iter()
+                .map(|n| crate::corpus::check_filter(n, &config, &samples))
+                .collect();
+            print!("{}", crate::corpus::report(&results));
+            Ok(u8::from(!results.iter().all(crate::corpus::FilterResult::ok)))
+        }
         Command::Config {
             command: ConfigCommand::Dump { config },
         } => crate::config_cmd::dump(&config.unwrap_or_else(|| PathBuf::from(RAMPART_CONFIG))),
