@@ -19,7 +19,7 @@ mod tags;
 use std::fmt;
 use std::net::IpAddr;
 
-use rampart_pyre::Locations;
+use rampart_pyre::{Candidates, Locations, Prefilter};
 
 pub use addr::{AddrHint, FailureId};
 pub use data::{FailData, Value};
@@ -198,6 +198,10 @@ struct Regexes {
     prefregex: Option<FilterRegex>,
     failregex: Vec<FilterRegex>,
     ignoreregex: Vec<FilterRegex>,
+    /// Which failregexes can match a buffer, from their required literals: most lines
+    /// are rejected by one Aho-Corasick pass instead of one regex run per failregex.
+    fail_prefilter: Prefilter,
+    ignore_prefilter: Prefilter,
 }
 
 /// A jail's filter: compiled regexes plus the state carried from line to line.
@@ -230,6 +234,8 @@ struct State {
     prefregex_matched: bool,
     ignored_by: Vec<usize>,
     notices: Vec<Notice>,
+    fail_candidates: Candidates,
+    ignore_candidates: Candidates,
 }
 
 impl Filter {
@@ -258,8 +264,13 @@ impl Filter {
             .iter()
             .map(|r| FilterRegex::new(r, spec.use_dns, false))
             .collect::<Result<Vec<_>, _>>()?;
+        let prefilter = |list: &[FilterRegex]| {
+            Prefilter::new(&list.iter().map(FilterRegex::regex).collect::<Vec<_>>())
+        };
         Ok(Filter {
             regexes: Regexes {
+                fail_prefilter: prefilter(&failregex),
+                ignore_prefilter: prefilter(&ignoreregex),
                 prefregex,
                 failregex,
                 ignoreregex,
@@ -281,6 +292,8 @@ impl Filter {
                 prefregex_matched: false,
                 ignored_by: Vec::new(),
                 notices: Vec::new(),
+                fail_candidates: Candidates::new(),
+                ignore_candidates: Candidates::new(),
             },
         })
     }
@@ -502,8 +515,11 @@ impl State {
         };
         let check_all = settings.mode.check_all;
         let mut found = false;
+        regexes
+            .ignore_prefilter
+            .candidates(buf, &mut self.ignore_candidates);
         for (index, regex) in regexes.ignoreregex.iter().enumerate() {
-            if self.run(regex, buf, org).is_none() {
+            if !self.ignore_candidates.contains(index) || self.run(regex, buf, org).is_none() {
                 continue;
             }
             found = true;
@@ -588,6 +604,28 @@ fn find_in_buffer(
 
     let mut pre_groups: Option<FailData> = None;
     if let Some(pref) = &regexes.prefregex {
+        if !multi {
+            // The failregexes see the prefregex's content, a part of this line: when no
+            // failregex's literals occur in the whole line, none can match, and all
+            // that is left to know is whether the prefregex matches (a cheap DFA
+            // question instead of a capture search). With several lines buffered the
+            // content also replaces the buffer, so there the full path always runs.
+            regexes
+                .fail_prefilter
+                .candidates(buf, &mut state.fail_candidates);
+            if state.fail_candidates.is_empty() {
+                state.prefregex_matched = match pref.regex().try_is_match(buf) {
+                    Ok(matched) => matched,
+                    Err(_) => {
+                        state.notices.push(Notice::RegexGaveUp {
+                            regex: pref.source().to_string(),
+                        });
+                        false
+                    }
+                };
+                return failures;
+            }
+        }
         let split = state.run(pref, buf, org);
         state.prefregex_matched = split.is_some();
         if split.is_none() {
@@ -601,10 +639,21 @@ fn find_in_buffer(
         pre_groups = Some(groups);
     }
 
+    let mut candidates_valid = false;
     for (index, regex) in regexes.failregex.iter().enumerate() {
         if !buf_valid {
             lines::join_into(&state.line_buffer, buf);
             buf_valid = true;
+            candidates_valid = false;
+        }
+        if !candidates_valid {
+            regexes
+                .fail_prefilter
+                .candidates(buf, &mut state.fail_candidates);
+            candidates_valid = true;
+        }
+        if !state.fail_candidates.contains(index) {
+            continue;
         }
         let Some(split) = state.run(regex, buf, org) else {
             continue;

@@ -83,6 +83,10 @@ impl FilterRegex {
         })
     }
 
+    pub(crate) fn regex(&self) -> &Regex {
+        &self.regex
+    }
+
     pub(crate) fn source(&self) -> &str {
         &self.source
     }
