@@ -48,6 +48,22 @@ pub(crate) fn text(value: ValueRef<'_>) -> Option<String> {
     }
 }
 
+/// A column value as a person would write it, for messages (long text is cut).
+pub(crate) fn describe(value: ValueRef<'_>) -> String {
+    match value {
+        ValueRef::Null => "NULL".to_string(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(t) => {
+            let text = String::from_utf8_lossy(t);
+            let cut: String = text.chars().take(40).collect();
+            let ellipsis = if cut.len() < text.len() { "…" } else { "" };
+            format!("{cut:?}{ellipsis}")
+        }
+        ValueRef::Blob(b) => format!("a blob of {} bytes", b.len()),
+    }
+}
+
 /// The ticket data of a ban row: a JSON object. `NULL` is an empty object (the column is
 /// nullable); anything that is not a JSON object is an error message for a [`RowIssue`].
 pub(crate) fn data(value: ValueRef<'_>) -> Result<Value, String> {

@@ -302,7 +302,8 @@ impl Store {
             let mut conn = Connection::open_in_memory().map_err(unreadable)?;
             conn.execute_batch("PRAGMA foreign_keys = ON;")
                 .map_err(unreadable)?;
-            let opened = schema::prepare(&mut conn, path, unix_now())?;
+            let opened = schema::check(&conn, path)?;
+            schema::prepare(&mut conn, path, opened, unix_now())?;
             (conn, opened)
         } else {
             open_file(path)?
@@ -417,7 +418,11 @@ impl Store {
                         table: "logs",
                         jail: Some(jail.to_string()),
                         key: Some(path.to_string()),
-                        problem: format!("lastfilepos {pos:?} is not a number"),
+                        problem: format!(
+                            "lastfilepos {} is not a number",
+                            pos.as_ref()
+                                .map_or("NULL".to_string(), |p| decode::describe(p.into()))
+                        ),
                         outcome: IssueOutcome::Skipped,
                     });
                     None
@@ -454,7 +459,11 @@ impl Store {
                         table: "logs",
                         jail: Some(jail.to_string()),
                         key: Some(name.to_string()),
-                        problem: format!("journal time {pos:?} is not a number"),
+                        problem: format!(
+                            "journal time {} is not a number",
+                            pos.as_ref()
+                                .map_or("NULL".to_string(), |p| decode::describe(p.into()))
+                        ),
                         outcome: IssueOutcome::Skipped,
                     });
                     None
@@ -475,11 +484,7 @@ impl Store {
         self.write_position(jail, name, Some(iso_time), SqlValue::Real(time))
     }
 
-    fn position_row(
-        &self,
-        jail: &str,
-        path: &str,
-    ) -> Result<Option<PositionRow>, StoreError> {
+    fn position_row(&self, jail: &str, path: &str) -> Result<Option<PositionRow>, StoreError> {
         self.conn
             .prepare_cached(
                 "SELECT firstlinemd5, lastfilepos FROM logs WHERE jail = ?1 AND path = ?2",
@@ -764,12 +769,13 @@ impl Store {
                     last_ban,
                     ban_time,
                 }),
-                Some(bad) => {
+                Some(_) => {
                     self.note(RowIssue {
                         table: "bips",
                         jail: jail.map(str::to_string),
                         key: Some(ip.to_string()),
-                        problem: format!("ban count, time or ban time is not a number: {bad:?}"),
+                        problem: "the ban count, time of ban or ban time is not a number"
+                            .to_string(),
                         outcome: IssueOutcome::Skipped,
                     });
                     None
@@ -835,7 +841,8 @@ impl Store {
         };
         let number = |i: usize, column: &str| -> rusqlite::Result<Result<i64, String>> {
             let v = r.get_ref(i)?;
-            Ok(decode::seconds(v).ok_or_else(|| format!("{column} {v:?} is not a number")))
+            Ok(decode::seconds(v)
+                .ok_or_else(|| format!("{column} {} is not a number", decode::describe(v))))
         };
         let numbers = (
             number(2, "timeofban")?,
@@ -911,24 +918,11 @@ fn open_file(path: &Path) -> Result<(Connection, Opened), StoreError> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(unreadable)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(unreadable)?;
-    // fail2ban runs with `synchronous = OFF` and the rollback journal in memory: fast, but
-    // a crash or power loss in the middle of a write can corrupt the file (hence its
-    // repair-or-recreate code). WAL with `synchronous = NORMAL` costs no fsync per commit
-    // either (only at checkpoints), cannot corrupt the file (a power loss loses at most the
-    // last commits), and lets an administrator's `sqlite3` read while the daemon writes.
-    // It is recorded in the file; fail2ban, should it open the file again, switches the
-    // journal back to its own mode, which SQLite allows.
-    let _mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")
         .map_err(unreadable)?;
-    conn.execute_batch(
-        "PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;",
-    )
-    .map_err(unreadable)?;
     // Damage found now is an error at start, not a failed ban hours later. The database
-    // stays small (purged daily), so the check is quick.
+    // stays small (purged daily), so the check is quick. Nothing is written before the
+    // checks pass: a refused file is left exactly as it was.
     let problems: Vec<String> = conn
         .prepare("PRAGMA quick_check(5)")
         .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect())
@@ -939,7 +933,20 @@ fn open_file(path: &Path) -> Result<(Connection, Opened), StoreError> {
             detail: problems.join("; "),
         });
     }
-    let opened = schema::prepare(&mut conn, path, unix_now())?;
+    let opened = schema::check(&conn, path)?;
+    // fail2ban runs with `synchronous = OFF` and the rollback journal in memory: fast, but
+    // a crash or power loss in the middle of a write can corrupt the file (hence its
+    // repair-or-recreate code). WAL with `synchronous = NORMAL` costs no fsync per commit
+    // either (only at checkpoints), cannot corrupt the file (a power loss loses at most the
+    // last commits), and lets an administrator's `sqlite3` read while the daemon writes.
+    // The mode is recorded in the file; fail2ban, should it open the file again, switches
+    // it back to its own, which SQLite allows.
+    let _mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(unreadable)?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL;")
+        .map_err(unreadable)?;
+    schema::prepare(&mut conn, path, opened, unix_now())?;
     Ok((conn, opened))
 }
 

@@ -94,72 +94,75 @@ pub enum Opened {
     Upgraded { from: i64 },
 }
 
-/// Brings the schema of `conn` to version 4, or explains why it cannot.
-pub(crate) fn prepare(
-    conn: &mut Connection,
-    path: &Path,
-    now_utc: i64,
-) -> Result<Opened, StoreError> {
-    let sql_err = |doing: &str, source| StoreError::Sqlite {
-        path: path.to_path_buf(),
-        doing: doing.to_string(),
-        source,
-    };
-    let tables = table_names(conn).map_err(|e| sql_err("listing tables", e))?;
-    let has = |t: &str| tables.iter().any(|n| n == t);
-
-    let opened = if tables.is_empty() {
-        Opened::Created
-    } else if !has("fail2banDb") {
+/// Decides what opening `conn` means, without writing anything: a database that is
+/// refused must be left exactly as it was.
+pub(crate) fn check(conn: &Connection, path: &Path) -> Result<Opened, StoreError> {
+    let tables = table_names(conn).map_err(|e| sql_err(path, "listing tables", e))?;
+    if tables.is_empty() {
+        return Ok(Opened::Created);
+    }
+    if !tables.iter().any(|t| t == "fail2banDb") {
         // Someone else's database: writing fail2ban's tables into it would be vandalism.
         return Err(StoreError::Foreign {
             path: path.to_path_buf(),
             tables: tables.join(", "),
         });
-    } else {
-        let version: Option<rusqlite::types::Value> = conn
-            .query_row("SELECT version FROM fail2banDb LIMIT 1", [], |r| r.get(0))
-            .optional()
-            .map_err(|e| sql_err("reading the schema version", e))?;
-        match version {
-            // An empty version table is what an interrupted creation leaves behind.
-            None => Opened::Created,
-            Some(rusqlite::types::Value::Integer(v)) if v == SCHEMA_VERSION => Opened::Current,
-            Some(rusqlite::types::Value::Integer(v)) if v > SCHEMA_VERSION => {
-                return Err(StoreError::NewerVersion {
-                    path: path.to_path_buf(),
-                    found: v,
-                });
-            }
-            Some(rusqlite::types::Value::Integer(v)) if v >= 1 => {
-                upgrade(conn, path, v, &has, now_utc)?;
-                Opened::Upgraded { from: v }
-            }
-            Some(other) => {
-                return Err(StoreError::BadVersion {
-                    path: path.to_path_buf(),
-                    found: format!("{other:?}"),
-                });
-            }
+    }
+    let version: Option<rusqlite::types::Value> = conn
+        .query_row("SELECT version FROM fail2banDb LIMIT 1", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| sql_err(path, "reading the schema version", e))?;
+    match version {
+        // An empty version table is what an interrupted creation leaves behind.
+        None => Ok(Opened::Created),
+        Some(rusqlite::types::Value::Integer(v)) if v == SCHEMA_VERSION => Ok(Opened::Current),
+        Some(rusqlite::types::Value::Integer(v)) if v > SCHEMA_VERSION => {
+            Err(StoreError::NewerVersion {
+                path: path.to_path_buf(),
+                found: v,
+            })
         }
-    };
+        Some(rusqlite::types::Value::Integer(v)) if v >= 1 => Ok(Opened::Upgraded { from: v }),
+        Some(other) => Err(StoreError::BadVersion {
+            path: path.to_path_buf(),
+            found: format!("{other:?}"),
+        }),
+    }
+}
 
-    // Also on existing databases: cheap, idempotent, and it repairs a missing index.
+/// Brings the schema to version 4 as [`check`] decided.
+pub(crate) fn prepare(
+    conn: &mut Connection,
+    path: &Path,
+    opened: Opened,
+    now_utc: i64,
+) -> Result<(), StoreError> {
+    if let Opened::Upgraded { from } = opened {
+        upgrade(conn, path, from, now_utc)?;
+    }
+    // Also on existing databases: cheap, idempotent, and it restores a missing index.
     let tx = conn
         .transaction()
-        .map_err(|e| sql_err("starting the schema transaction", e))?;
+        .map_err(|e| sql_err(path, "starting the schema transaction", e))?;
     for (_, sql) in TABLES {
         tx.execute_batch(sql)
-            .map_err(|e| sql_err("creating the schema", e))?;
+            .map_err(|e| sql_err(path, "creating the schema", e))?;
     }
     tx.execute(
         "INSERT INTO fail2banDb(version) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM fail2banDb)",
         [SCHEMA_VERSION],
     )
-    .map_err(|e| sql_err("recording the schema version", e))?;
+    .map_err(|e| sql_err(path, "recording the schema version", e))?;
     tx.commit()
-        .map_err(|e| sql_err("committing the schema", e))?;
-    Ok(opened)
+        .map_err(|e| sql_err(path, "committing the schema", e))
+}
+
+fn sql_err(path: &Path, doing: &str, source: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite {
+        path: path.to_path_buf(),
+        doing: doing.to_string(),
+        source,
+    }
 }
 
 fn table_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
@@ -172,18 +175,14 @@ fn table_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 /// Upgrades versions 1–3. Old layouts differ only in two tables: version 1 lacks the
 /// `UNIQUE(jail, path, firstlinemd5)` constraint on `logs`, versions 1–2 lack the
 /// `bantime` and `bancount` columns of `bans`, and versions 1–3 lack `bips`.
-fn upgrade(
-    conn: &mut Connection,
-    path: &Path,
-    from: i64,
-    has: &dyn Fn(&str) -> bool,
-    now_utc: i64,
-) -> Result<(), StoreError> {
+fn upgrade(conn: &mut Connection, path: &Path, from: i64, now_utc: i64) -> Result<(), StoreError> {
     let failed = |source| StoreError::Upgrade {
         path: path.to_path_buf(),
         from,
         source,
     };
+    let tables = table_names(conn).map_err(failed)?;
+    let has = |t: &str| tables.iter().any(|n| n == t);
     backup(conn, path, from, now_utc)?;
     let tx = conn.transaction().map_err(failed)?;
     if from < 2 && has("logs") {
