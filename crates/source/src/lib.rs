@@ -1,1 +1,259 @@
-//! Log sources: file tailing with inotify wake-ups and stat polling, rotation, positions.
+//! Log sources: where a jail's lines come from. Today that is [`FileSource`], which follows
+//! a set of `logpath` glob patterns through rotation; the [`LogSource`] trait is shaped so
+//! that a journal reader (entries with their own timestamps and a time-based position) can
+//! sit behind it later.
+//!
+//! Design points:
+//!
+//! - **The caller drives.** A jail thread loops `read_available` → `wait`. Reading hands
+//!   complete lines to a sink (bytes, line end removed; decoding is the caller's) and may
+//!   be stopped after any line by the sink's [`ControlFlow::Break`]. `wait` blocks until
+//!   there may be something to read, the timeout passes, or a [`Waker`] (cloneable,
+//!   `Send`) interrupts it, so a jail can be stopped promptly.
+//! - **Events are hints, `stat` is the truth.** inotify (on the files and on their
+//!   directories) only decides *when* to look; every look compares the path's
+//!   `(dev, inode)` and size with the open descriptor. The polling backend just looks
+//!   every `poll_interval`. A periodic sweep re-expands the glob patterns (new matching
+//!   files are picked up) and re-checks everything, so a missed event costs latency, never
+//!   lines.
+//! - **Exactly once, in order, across rotation.** Each file is read through a descriptor
+//!   kept open: when the path starts naming another file (rename-and-create, delete and
+//!   re-create) the old descriptor is drained to its end first, and kept draining for a
+//!   grace period in case the writer has not reopened yet; copytruncate (the size falls
+//!   below what was read, or the first line changed) restarts at offset 0.
+//! - **Bounded memory, no fragments.** Only complete lines are delivered; a partial last
+//!   line waits for its end. A line longer than the cap is delivered cut (flagged and
+//!   counted) and the rest of it, up to its newline, is skipped: a fragment of a long line
+//!   is never handed out as if it were a line of its own.
+//! - **fail2ban's positions.** A [`FilePosition`] is the offset of the next unread line and
+//!   the hex digest of the file's first line, newline included, as fail2ban stores them
+//!   (SHA-1 on Python 3; MD5 digests from older databases are recognised too), so
+//!   positions saved by fail2ban resume here and the other way round.
+//! - **IO errors are reports, not failures.** A file that cannot be opened, read or
+//!   stat'ed produces a [`Notice`] and the other files carry on; nothing panics.
+
+mod digest;
+mod file;
+mod reader;
+mod sys;
+
+use std::fmt;
+use std::io;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use file::{
+    Backend, FileSource, FileSourceOptions, LogPath, SavedPosition, StartAt, parse_backend,
+};
+
+/// One line handed to the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLine<'a> {
+    /// The line's bytes without its line end (`\n` and any `\r` before it).
+    pub bytes: &'a [u8],
+    /// Where it came from: the file's path as configured (after glob expansion).
+    pub origin: &'a Path,
+    /// The entry's own timestamp, for sources that have one (a journal). Files have none:
+    /// the caller finds the date in the text.
+    pub time: Option<SystemTime>,
+    /// The line was longer than the source's cap and has been cut to it.
+    pub truncated: bool,
+}
+
+/// What one `read_available` call did.
+#[derive(Debug, Default)]
+pub struct ReadStats {
+    /// Lines handed to the sink.
+    pub lines: u64,
+    /// Bytes consumed from the files, line ends included.
+    pub bytes: u64,
+    /// Lines that were longer than the cap (delivered cut, the rest skipped).
+    pub truncated_lines: u64,
+    /// Things worth logging that happened since the previous call.
+    pub notices: Vec<Notice>,
+}
+
+/// Why `wait` returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Something may be readable (or a periodic check is due): call `read_available`.
+    Ready,
+    /// The timeout passed with nothing to do.
+    Timeout,
+    /// A [`Waker`] was used (the caller decides why: stop, reload, ...).
+    Woken,
+}
+
+/// Where a source has got to, for persisting and resuming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Position {
+    /// A position in a file.
+    File(FilePosition),
+}
+
+/// The position of a jail in one file, in fail2ban's terms (its `logs` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePosition {
+    /// The file's path (fail2ban's `path` column).
+    pub path: PathBuf,
+    /// Hex digest of the first line including its newline (fail2ban's `firstlinemd5`
+    /// column); empty while the file has no complete first line, as in fail2ban.
+    pub first_line_hash: String,
+    /// Offset of the next line to read (fail2ban's `lastfilepos`).
+    pub offset: u64,
+}
+
+/// Something that happened to a source that the operator may want in the log. None of
+/// these stop the source.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Notice {
+    /// A file started being followed.
+    Opened {
+        path: PathBuf,
+        offset: u64,
+        how: OpenedAt,
+    },
+    /// A `logpath` pattern matches no file (yet); reported once until it matches again.
+    NothingMatches { pattern: String },
+    /// A followed file's path no longer exists; it is waited for. Reported once.
+    Missing { path: PathBuf },
+    /// The file at a path was rotated or rewritten; reading restarts at its beginning.
+    Rotated { path: PathBuf, reason: Rotation },
+    /// A line was longer than the cap and was cut.
+    LineTooLong {
+        path: PathBuf,
+        offset: u64,
+        kept: usize,
+    },
+    /// An IO error; the file is retried later.
+    Io {
+        path: PathBuf,
+        doing: &'static str,
+        error: io::Error,
+    },
+    /// The requested wake-up mechanism is unavailable and a fallback is used.
+    Backend { message: String },
+}
+
+/// Where reading of a newly followed file begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenedAt {
+    /// At the beginning (`head`, or a file that appeared after the start).
+    Head,
+    /// At the end of its last complete line (`tail`).
+    Tail,
+    /// At a saved position whose first-line fingerprint matched.
+    Resumed,
+}
+
+/// How a rotation was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The path now names another file (rename-and-create, delete and re-create); the old
+    /// file was read to its end first.
+    Replaced,
+    /// The file became shorter than what had been read (copytruncate).
+    Truncated,
+    /// The first line is no longer the one seen before (rewritten in place).
+    FirstLineChanged,
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::Opened { path, offset, how } => {
+                let how = match how {
+                    OpenedAt::Head => "from the beginning",
+                    OpenedAt::Tail => "from the end",
+                    OpenedAt::Resumed => "at the saved position",
+                };
+                write!(f, "following {} {how} (offset {offset})", path.display())
+            }
+            Notice::NothingMatches { pattern } => {
+                write!(f, "no file matches {pattern:?} yet; waiting for one")
+            }
+            Notice::Missing { path } => {
+                write!(
+                    f,
+                    "{} is missing (rotation?); waiting for it",
+                    path.display()
+                )
+            }
+            Notice::Rotated { path, reason } => {
+                let why = match reason {
+                    Rotation::Replaced => "replaced by a new file",
+                    Rotation::Truncated => "truncated",
+                    Rotation::FirstLineChanged => "rewritten (its first line changed)",
+                };
+                write!(f, "log rotation detected for {}: {why}", path.display())
+            }
+            Notice::LineTooLong { path, offset, kept } => write!(
+                f,
+                "line at offset {offset} of {} is too long; only its first {kept} bytes are used",
+                path.display()
+            ),
+            Notice::Io { path, doing, error } => {
+                write!(f, "{doing} {}: {error}", path.display())
+            }
+            Notice::Backend { message } => f.write_str(message),
+        }
+    }
+}
+
+/// Errors that stop a source from being created or from working at all. Per-file
+/// problems are [`Notice`]s instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("invalid logpath {spec:?}: {reason}")]
+    LogPath { spec: String, reason: String },
+    #[error("invalid glob pattern {pattern:?}: {reason}")]
+    Pattern { pattern: String, reason: String },
+    #[error("unknown backend {0:?} (expected auto, pyinotify, inotify or polling)")]
+    Backend(String),
+    #[error("cannot set up inotify: {0}")]
+    Inotify(#[source] io::Error),
+    #[error("cannot set up the wake-up channel: {0}")]
+    Waker(#[source] io::Error),
+    #[error("waiting for log changes failed: {0}")]
+    Wait(#[source] io::Error),
+}
+
+/// A source of log lines that a jail's thread reads and waits on.
+pub trait LogSource: Send {
+    /// Hands every complete line available now to `sink`, in order, and returns what was
+    /// done. The sink may stop the reading after any line with `ControlFlow::Break`; the
+    /// next call continues with the following line.
+    fn read_available(
+        &mut self,
+        sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
+    ) -> Result<ReadStats, Error>;
+
+    /// Blocks until there may be something to read, `timeout` passes or the waker is
+    /// used. Spurious `Ready`s are allowed; callers read after any return.
+    fn wait(&mut self, timeout: Duration) -> Result<Wake, Error>;
+
+    /// A handle that interrupts `wait` from another thread.
+    fn waker(&self) -> Waker;
+
+    /// Where each followed file has got to (the offset after the last line handed out).
+    fn positions(&self) -> Vec<Position>;
+}
+
+/// Interrupts a source's `wait` from any thread. Waking a source that is not waiting makes
+/// its next `wait` return at once.
+#[derive(Debug, Clone)]
+pub struct Waker {
+    inner: Arc<sys::WakeSender>,
+}
+
+impl Waker {
+    /// Makes the source's current or next `wait` return [`Wake::Woken`].
+    pub fn wake(&self) {
+        self.inner.wake();
+    }
+}

@@ -1,0 +1,919 @@
+//! [`FileSource`]: a jail's `logpath` patterns, the files they match, and the wake-ups.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::ops::ControlFlow;
+use std::os::fd::AsFd;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+
+use crate::digest::Algorithm;
+use crate::reader::{FileId, Reader, Tally};
+use crate::sys::{self, WakeReceiver, WakeSender};
+use crate::{
+    Error, FilePosition, LogLine, LogSource, Notice, OpenedAt, Position, ReadStats, Rotation, Wake,
+    Waker,
+};
+
+/// Where reading starts in a file that exists when the source is created (fail2ban's
+/// `logpath = FILE head|tail`). Files that appear later are always read from their start:
+/// everything in them is new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartAt {
+    /// From the saved position if the file is the same one, else from the beginning.
+    #[default]
+    Head,
+    /// From the end; as in fail2ban, a saved position is not used.
+    Tail,
+}
+
+/// One `logpath` entry: a path or glob pattern and where to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPath {
+    pub pattern: String,
+    pub start: StartAt,
+}
+
+impl LogPath {
+    /// Parses one line of a `logpath` value. As in fail2ban, the text after the last space
+    /// must be `head` or `tail` (so a path cannot contain a space).
+    pub fn parse(spec: &str) -> Result<LogPath, Error> {
+        let spec = spec.trim();
+        let invalid = |reason: &str| Error::LogPath {
+            spec: spec.to_string(),
+            reason: reason.to_string(),
+        };
+        let (pattern, start) = match spec.rsplit_once(' ') {
+            None => (spec, StartAt::Head),
+            Some((path, word)) => {
+                let start = if word.eq_ignore_ascii_case("head") {
+                    StartAt::Head
+                } else if word.eq_ignore_ascii_case("tail") {
+                    StartAt::Tail
+                } else {
+                    return Err(invalid("the word after the path must be head or tail"));
+                };
+                (path.trim_end(), start)
+            }
+        };
+        if pattern.is_empty() {
+            return Err(invalid("no path"));
+        }
+        Ok(LogPath {
+            pattern: pattern.to_string(),
+            start,
+        })
+    }
+
+    /// Parses a whole (multi-line) `logpath` value; blank lines are ignored.
+    pub fn parse_list(value: &str) -> Result<Vec<LogPath>, Error> {
+        value
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(LogPath::parse)
+            .collect()
+    }
+}
+
+/// How the source learns that files changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// inotify, falling back to polling if inotify cannot be set up (fail2ban's `auto`).
+    Auto,
+    /// inotify (fail2ban's `pyinotify`); an error if it cannot be set up.
+    Inotify,
+    /// `stat` every `poll_interval` (fail2ban's `polling`).
+    Polling,
+}
+
+/// Reads a jail's `backend` value for a file source. Arguments in brackets are accepted
+/// and ignored (fail2ban's file backends take none that matter here); `systemd` is not a
+/// file backend and is refused, as is the long-gone `gamin`.
+pub fn parse_backend(value: &str) -> Result<Backend, Error> {
+    let name = value.trim();
+    let name = name.split_once('[').map_or(name, |(n, _)| n).trim();
+    match name.to_ascii_lowercase().as_str() {
+        "auto" => Ok(Backend::Auto),
+        "pyinotify" | "inotify" => Ok(Backend::Inotify),
+        "polling" => Ok(Backend::Polling),
+        _ => Err(Error::Backend(value.trim().to_string())),
+    }
+}
+
+/// A position saved by a previous run, as the store returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedPosition {
+    /// The saved first-line digest (SHA-1 or MD5 hex; empty or `None`: no first line).
+    pub first_line_hash: Option<String>,
+    pub offset: u64,
+}
+
+/// Tuning of a [`FileSource`]. The defaults suit a daemon.
+#[derive(Debug, Clone)]
+pub struct FileSourceOptions {
+    pub backend: Backend,
+    /// How often the polling backend stats the files. fail2ban has no such option: its
+    /// polling loop checks after 0.2, 0.4, 0.6 and 0.8 s and starts over, about every
+    /// half second on average, which is the default here.
+    pub poll_interval: Duration,
+    /// How often the glob patterns are re-expanded and every file re-checked whatever the
+    /// events said (the safety net under inotify).
+    pub sweep_interval: Duration,
+    /// Lines longer than this are cut to it (and counted); the rest is skipped.
+    pub max_line_bytes: usize,
+    /// How long a rotated-away file is still read after it last grew, for writers that
+    /// reopen their log late.
+    pub rotation_grace: Duration,
+}
+
+impl Default for FileSourceOptions {
+    fn default() -> Self {
+        FileSourceOptions {
+            backend: Backend::Auto,
+            poll_interval: Duration::from_millis(500),
+            sweep_interval: Duration::from_secs(5),
+            max_line_bytes: 1 << 20,
+            rotation_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A pattern and what is known about it.
+#[derive(Debug)]
+struct PatternState {
+    spec: LogPath,
+    glob: Option<glob::Pattern>,
+    /// The directory whose entries can change what the pattern matches.
+    directory: PathBuf,
+    reported_empty: bool,
+}
+
+/// A path being followed.
+#[derive(Debug)]
+struct Tracked {
+    /// Literal paths are waited for forever; glob matches are dropped once gone.
+    literal: bool,
+    current: Option<Reader>,
+    /// Earlier files at this path, still read until they stop growing.
+    retired: Vec<Reader>,
+    reported_missing: bool,
+    last_error: Option<(&'static str, io::ErrorKind)>,
+}
+
+enum Watcher {
+    Inotify(InotifyWatcher),
+    Polling { next_poll: Instant },
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Watcher::Inotify(w) => f
+                .debug_struct("Inotify")
+                .field("directories", &w.directories.keys().collect::<Vec<_>>())
+                .finish(),
+            Watcher::Polling { .. } => f.write_str("Polling"),
+        }
+    }
+}
+
+struct InotifyWatcher {
+    inotify: Inotify,
+    directories: HashMap<PathBuf, WatchDescriptor>,
+    buffer: Vec<u8>,
+}
+
+const FILE_EVENTS: WatchMask = WatchMask::MODIFY
+    .union(WatchMask::ATTRIB)
+    .union(WatchMask::MOVE_SELF)
+    .union(WatchMask::DELETE_SELF);
+const DIRECTORY_EVENTS: WatchMask = WatchMask::CREATE
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::MOVE_SELF)
+    .union(WatchMask::DELETE_SELF)
+    .union(WatchMask::ONLYDIR);
+
+impl InotifyWatcher {
+    fn new() -> io::Result<InotifyWatcher> {
+        Ok(InotifyWatcher {
+            inotify: Inotify::init()?,
+            directories: HashMap::new(),
+            buffer: vec![0u8; 16 * 1024],
+        })
+    }
+
+    /// Reads the pending events; returns whether there were any, and whether any could
+    /// change what the patterns match.
+    fn take_events(&mut self) -> io::Result<(bool, bool)> {
+        let mut any = false;
+        let mut rescan = false;
+        let mut lost_directories = Vec::new();
+        loop {
+            let events = match self.inotify.read_events(&mut self.buffer) {
+                Ok(events) => events,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            for event in events {
+                any = true;
+                if event.mask.contains(EventMask::Q_OVERFLOW) || event.name.is_some() {
+                    rescan = true;
+                }
+                if event
+                    .mask
+                    .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
+                {
+                    lost_directories.push(event.wd.clone());
+                }
+            }
+        }
+        if !lost_directories.is_empty() {
+            // The directory is gone or moved: forget its watch so the next sweep watches
+            // whatever then has its name.
+            self.directories
+                .retain(|_, wd| !lost_directories.iter().any(|lost| lost == wd));
+            rescan = true;
+        }
+        Ok((any, rescan))
+    }
+}
+
+/// Follows the files of one jail's `logpath` patterns. See the crate documentation.
+#[derive(Debug)]
+pub struct FileSource {
+    patterns: Vec<PatternState>,
+    files: BTreeMap<PathBuf, Tracked>,
+    options: FileSourceOptions,
+    watcher: Watcher,
+    wake_rx: WakeReceiver,
+    wake_tx: Arc<WakeSender>,
+    notices: Vec<Notice>,
+    scratch: Vec<u8>,
+    next_sweep: Instant,
+    rescan_due: bool,
+}
+
+impl FileSource {
+    /// Expands the patterns and opens the files they match now, each at its start
+    /// position: `tail` at the end, `head` at the saved position `saved(path)` returns if
+    /// its first-line fingerprint still matches, else at the beginning. Files that do not
+    /// exist yet are waited for. Call [`LogSource::read_available`] right after.
+    pub fn new(
+        paths: &[LogPath],
+        options: FileSourceOptions,
+        saved: &mut dyn FnMut(&Path) -> Option<SavedPosition>,
+    ) -> Result<FileSource, Error> {
+        let mut patterns = Vec::new();
+        for spec in paths {
+            patterns.push(compile(spec)?);
+        }
+        let mut notices = Vec::new();
+        let watcher = match options.backend {
+            Backend::Polling => Watcher::Polling {
+                next_poll: Instant::now(),
+            },
+            Backend::Inotify => Watcher::Inotify(InotifyWatcher::new().map_err(Error::Inotify)?),
+            Backend::Auto => match InotifyWatcher::new() {
+                Ok(w) => Watcher::Inotify(w),
+                Err(e) => {
+                    notices.push(Notice::Backend {
+                        message: format!("inotify is unavailable ({e}); polling the log files"),
+                    });
+                    Watcher::Polling {
+                        next_poll: Instant::now(),
+                    }
+                }
+            },
+        };
+        let (tx, rx) = sys::wake_channel().map_err(Error::Waker)?;
+        let mut source = FileSource {
+            patterns,
+            files: BTreeMap::new(),
+            scratch: vec![0u8; 64 * 1024],
+            next_sweep: Instant::now() + options.sweep_interval,
+            options,
+            watcher,
+            wake_rx: rx,
+            wake_tx: Arc::new(tx),
+            notices,
+            rescan_due: false,
+        };
+        source.watch_directories();
+        source.expand_patterns(Some(saved));
+        Ok(source)
+    }
+
+    /// The paths currently followed (present or waited for).
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.keys().map(PathBuf::as_path)
+    }
+
+    /// Whether the source fell back to (or was asked for) polling.
+    pub fn is_polling(&self) -> bool {
+        matches!(self.watcher, Watcher::Polling { .. })
+    }
+
+    fn watch_directories(&mut self) {
+        let Watcher::Inotify(w) = &mut self.watcher else {
+            return;
+        };
+        let mut wanted: Vec<&Path> = self
+            .patterns
+            .iter()
+            .map(|p| p.directory.as_path())
+            .collect();
+        for path in self.files.keys() {
+            if let Some(parent) = path.parent() {
+                wanted.push(parent);
+            }
+        }
+        for dir in wanted {
+            if dir.as_os_str().is_empty() || w.directories.contains_key(dir) {
+                continue;
+            }
+            // A directory that does not exist yet is retried at the next sweep.
+            if let Ok(wd) = w.inotify.watches().add(dir, DIRECTORY_EVENTS) {
+                w.directories.insert(dir.to_path_buf(), wd);
+            }
+        }
+    }
+
+    /// Adds the files the patterns match that are not followed yet. With `saved` (only at
+    /// creation) files start at their configured position; later ones at their start.
+    fn expand_patterns(
+        &mut self,
+        mut saved: Option<&mut dyn FnMut(&Path) -> Option<SavedPosition>>,
+    ) {
+        let mut found: Vec<(PathBuf, StartAt, bool)> = Vec::new();
+        for pattern in &mut self.patterns {
+            let matches = expand(pattern);
+            if matches.is_empty() {
+                if !pattern.reported_empty {
+                    pattern.reported_empty = true;
+                    self.notices.push(Notice::NothingMatches {
+                        pattern: pattern.spec.pattern.clone(),
+                    });
+                }
+            } else {
+                pattern.reported_empty = false;
+            }
+            for path in matches {
+                found.push((path, pattern.spec.start, pattern.glob.is_none()));
+            }
+            if pattern.glob.is_none() {
+                // A literal path is followed even while missing, to catch its creation.
+                let path = PathBuf::from(&pattern.spec.pattern);
+                found.push((path, pattern.spec.start, true));
+            }
+        }
+        for (path, start, literal) in found {
+            if let Some(tracked) = self.files.get_mut(&path) {
+                tracked.literal |= literal;
+                continue;
+            }
+            let mut tracked = Tracked {
+                literal,
+                current: None,
+                retired: Vec::new(),
+                reported_missing: false,
+                last_error: None,
+            };
+            match saved.as_deref_mut() {
+                Some(saved) => self.open_initial(&path, start, &mut tracked, saved),
+                None => {
+                    // Opened by the next read (at its start), which also reports it.
+                }
+            }
+            self.files.insert(path, tracked);
+        }
+        self.watch_directories();
+    }
+
+    fn open_initial(
+        &mut self,
+        path: &Path,
+        start: StartAt,
+        tracked: &mut Tracked,
+        saved: &mut dyn FnMut(&Path) -> Option<SavedPosition>,
+    ) {
+        let mut reader = match Reader::open(path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracked.reported_missing = true;
+                return;
+            }
+            Err(e) => {
+                report_error(&mut self.notices, tracked, path, "cannot open", e);
+                return;
+            }
+        };
+        let how = match start {
+            StartAt::Tail => match reader.start_at_tail(self.options.max_line_bytes) {
+                Ok(()) => OpenedAt::Tail,
+                Err(e) => {
+                    report_error(&mut self.notices, tracked, path, "cannot read", e);
+                    return;
+                }
+            },
+            StartAt::Head => match saved(path) {
+                Some(position) if self.same_file(&reader, path, &position) => {
+                    reader.resume_at(position.offset);
+                    OpenedAt::Resumed
+                }
+                _ => OpenedAt::Head,
+            },
+        };
+        self.notices.push(Notice::Opened {
+            path: path.to_path_buf(),
+            offset: reader.offset(),
+            how,
+        });
+        self.watch_file(path, &mut reader);
+        tracked.current = Some(reader);
+    }
+
+    /// Whether a saved position belongs to the file now at `path` (fail2ban's rule: the
+    /// first-line digests are equal, an empty digest meaning no complete first line).
+    fn same_file(&mut self, reader: &Reader, path: &Path, saved: &SavedPosition) -> bool {
+        let saved_hash = saved.first_line_hash.as_deref().unwrap_or("").trim();
+        if saved_hash.is_empty() {
+            return reader.first_line_hash().is_empty();
+        }
+        let Some(algorithm) = Algorithm::for_hex_len(saved_hash.len()) else {
+            return false;
+        };
+        match reader.first_line_digest(algorithm) {
+            Ok(current) => !current.is_empty() && current.eq_ignore_ascii_case(saved_hash),
+            Err(error) => {
+                self.notices.push(Notice::Io {
+                    path: path.to_path_buf(),
+                    doing: "cannot read the first line of",
+                    error,
+                });
+                false
+            }
+        }
+    }
+
+    fn watch_file(&mut self, path: &Path, reader: &mut Reader) {
+        if let Watcher::Inotify(w) = &mut self.watcher {
+            // A failure (watch limit reached) leaves the file to the periodic sweep.
+            reader.watch = w.inotify.watches().add(path, FILE_EVENTS).ok();
+        }
+    }
+
+    fn unwatch_file(&mut self, reader: &Reader) {
+        let (Watcher::Inotify(w), Some(wd)) = (&mut self.watcher, &reader.watch) else {
+            return;
+        };
+        // The kernel has one watch per inode; keep it while another reader uses it.
+        let shared = self.files.values().any(|t| {
+            t.current
+                .iter()
+                .chain(&t.retired)
+                .any(|r| r.watch.as_ref() == Some(wd))
+        });
+        if !shared {
+            let _ = w.inotify.watches().remove(wd.clone());
+        }
+    }
+
+    /// Reads one path: its retired files first (older lines), then the file now at the
+    /// path, switching to a new file only after the old one was read to its end.
+    fn service(
+        &mut self,
+        path: &Path,
+        tracked: &mut Tracked,
+        sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
+        tally: &mut Tally,
+    ) -> ControlFlow<()> {
+        let max_line = self.options.max_line_bytes;
+        let grace = self.options.rotation_grace;
+
+        let mut index = 0;
+        while index < tracked.retired.len() {
+            let reader = &mut tracked.retired[index];
+            match reader.read_lines(
+                path,
+                max_line,
+                &mut self.scratch,
+                sink,
+                tally,
+                &mut self.notices,
+            ) {
+                Ok(ControlFlow::Break(())) => return ControlFlow::Break(()),
+                Ok(ControlFlow::Continue(())) => {}
+                Err(error) => {
+                    self.notices.push(Notice::Io {
+                        path: path.to_path_buf(),
+                        doing: "cannot read the rotated file of",
+                        error,
+                    });
+                    // An unreadable old file cannot be drained; let it go.
+                    reader.last_growth = Instant::now() - grace;
+                }
+            }
+            if reader.last_growth.elapsed() >= grace {
+                let flow = reader.flush_partial(path, sink, tally);
+                let reader = tracked.retired.remove(index);
+                self.unwatch_file(&reader);
+                if flow.is_break() {
+                    return flow;
+                }
+            } else {
+                index += 1;
+            }
+        }
+
+        let now_at_path = std::fs::metadata(path);
+        let replaced = match (&now_at_path, &tracked.current) {
+            (Ok(meta), Some(current)) => FileId::of(meta) != current.id,
+            (Err(_), Some(_)) => now_at_path
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound),
+            (_, None) => false,
+        };
+        if replaced && let Some(mut old) = tracked.current.take() {
+            let flow = old.read_lines(
+                path,
+                max_line,
+                &mut self.scratch,
+                sink,
+                tally,
+                &mut self.notices,
+            );
+            match flow {
+                Ok(ControlFlow::Break(())) => {
+                    // Not drained yet: keep it current until the sink takes more.
+                    tracked.current = Some(old);
+                    return ControlFlow::Break(());
+                }
+                Ok(ControlFlow::Continue(())) => {}
+                Err(error) => self.notices.push(Notice::Io {
+                    path: path.to_path_buf(),
+                    doing: "cannot finish reading the rotated file",
+                    error,
+                }),
+            }
+            old.last_growth = Instant::now();
+            tracked.retired.push(old);
+            if now_at_path.is_ok() {
+                self.notices.push(Notice::Rotated {
+                    path: path.to_path_buf(),
+                    reason: Rotation::Replaced,
+                });
+            }
+        }
+
+        match &now_at_path {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !tracked.reported_missing {
+                    tracked.reported_missing = true;
+                    self.notices.push(Notice::Missing {
+                        path: path.to_path_buf(),
+                    });
+                }
+            }
+            Err(_) => {
+                if let Err(e) = now_at_path {
+                    report_error(&mut self.notices, tracked, path, "cannot stat", e);
+                }
+            }
+            Ok(_) if tracked.current.is_none() => self.open_current(path, tracked),
+            Ok(_) => {}
+        }
+
+        let Some(reader) = tracked.current.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        match reader.check() {
+            Ok(Some(reason)) => self.notices.push(Notice::Rotated {
+                path: path.to_path_buf(),
+                reason,
+            }),
+            Ok(None) => {}
+            Err(e) => {
+                report_error(&mut self.notices, tracked, path, "cannot stat", e);
+                return ControlFlow::Continue(());
+            }
+        }
+        let Some(reader) = tracked.current.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        match reader.read_lines(
+            path,
+            max_line,
+            &mut self.scratch,
+            sink,
+            tally,
+            &mut self.notices,
+        ) {
+            Ok(flow) => {
+                tracked.last_error = None;
+                flow
+            }
+            Err(e) => {
+                report_error(&mut self.notices, tracked, path, "cannot read", e);
+                ControlFlow::Continue(())
+            }
+        }
+    }
+
+    /// Opens the file now at `path`, which appeared after the start (or replaced the one
+    /// read before): from its beginning, unless it is a file already being read under
+    /// this path (moved away and back), which continues where it was.
+    fn open_current(&mut self, path: &Path, tracked: &mut Tracked) {
+        let mut reader = match Reader::open(path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                report_error(&mut self.notices, tracked, path, "cannot open", e);
+                return;
+            }
+        };
+        if let Some(i) = tracked.retired.iter().position(|r| r.id == reader.id) {
+            tracked.current = Some(tracked.retired.remove(i));
+            tracked.reported_missing = false;
+            return;
+        }
+        self.notices.push(Notice::Opened {
+            path: path.to_path_buf(),
+            offset: 0,
+            how: OpenedAt::Head,
+        });
+        tracked.reported_missing = false;
+        tracked.last_error = None;
+        self.watch_file(path, &mut reader);
+        tracked.current = Some(reader);
+    }
+
+    /// True when some file looks different from what was read (the polling backend's
+    /// test, and the truth under inotify's hints).
+    fn anything_changed(&self) -> bool {
+        self.files.iter().any(|(path, tracked)| {
+            let readers_news = tracked
+                .current
+                .iter()
+                .chain(&tracked.retired)
+                .any(|r| r.has_news().unwrap_or(true));
+            let identity_changed = match (std::fs::metadata(path), &tracked.current) {
+                (Ok(meta), Some(current)) => FileId::of(&meta) != current.id,
+                (Ok(_), None) => true,
+                (Err(_), Some(_)) => true,
+                (Err(_), None) => false,
+            };
+            readers_news || identity_changed
+        })
+    }
+
+    /// The next moment a read is due whatever happens: the sweep, or a retired file's
+    /// grace running out.
+    fn next_deadline(&self) -> Instant {
+        let grace = self.options.rotation_grace;
+        self.files
+            .values()
+            .flat_map(|t| &t.retired)
+            .map(|r| r.last_growth + grace)
+            .fold(self.next_sweep, Instant::min)
+    }
+}
+
+fn report_error(
+    notices: &mut Vec<Notice>,
+    tracked: &mut Tracked,
+    path: &Path,
+    doing: &'static str,
+    error: io::Error,
+) {
+    // Repeating the same failure every cycle would flood the log.
+    let key = (doing, error.kind());
+    if tracked.last_error != Some(key) {
+        tracked.last_error = Some(key);
+        notices.push(Notice::Io {
+            path: path.to_path_buf(),
+            doing,
+            error,
+        });
+    }
+}
+
+fn has_glob_syntax(text: &str) -> bool {
+    text.contains(['*', '?', '['])
+}
+
+fn compile(spec: &LogPath) -> Result<PatternState, Error> {
+    let glob = if has_glob_syntax(&spec.pattern) {
+        Some(
+            glob::Pattern::new(&spec.pattern).map_err(|e| Error::Pattern {
+                pattern: spec.pattern.clone(),
+                reason: e.msg.to_string(),
+            })?,
+        )
+    } else {
+        None
+    };
+    // The deepest directory named without wildcards: creations there can add matches.
+    let mut directory = PathBuf::new();
+    let path = Path::new(&spec.pattern);
+    let components: Vec<Component<'_>> = path.components().collect();
+    for (i, component) in components.iter().enumerate() {
+        let last = i + 1 == components.len();
+        if last || has_glob_syntax(&component.as_os_str().to_string_lossy()) {
+            break;
+        }
+        directory.push(component);
+    }
+    if directory.as_os_str().is_empty() {
+        directory.push(".");
+    }
+    Ok(PatternState {
+        spec: spec.clone(),
+        glob,
+        directory,
+        reported_empty: false,
+    })
+}
+
+/// The files a pattern matches now, sorted. Python's glob semantics, which fail2ban uses:
+/// wildcards do not cross `/` nor match a leading dot; directories and dangling symbolic
+/// links are not log files.
+fn expand(pattern: &PatternState) -> Vec<PathBuf> {
+    let is_log_file = |path: &Path| std::fs::metadata(path).is_ok_and(|m| !m.is_dir());
+    match &pattern.glob {
+        None => {
+            let path = PathBuf::from(&pattern.spec.pattern);
+            if is_log_file(&path) {
+                vec![path]
+            } else {
+                Vec::new()
+            }
+        }
+        Some(_) => {
+            let options = glob::MatchOptions {
+                case_sensitive: true,
+                require_literal_separator: true,
+                require_literal_leading_dot: true,
+            };
+            let Ok(paths) = glob::glob_with(&pattern.spec.pattern, options) else {
+                return Vec::new();
+            };
+            let mut found: Vec<PathBuf> = paths
+                .filter_map(Result::ok)
+                .filter(|p| is_log_file(p))
+                .collect();
+            found.sort();
+            found
+        }
+    }
+}
+
+impl LogSource for FileSource {
+    fn read_available(
+        &mut self,
+        sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
+    ) -> Result<ReadStats, Error> {
+        let now = Instant::now();
+        if self.rescan_due || now >= self.next_sweep {
+            self.rescan_due = false;
+            if now >= self.next_sweep {
+                self.next_sweep = now + self.options.sweep_interval;
+            }
+            self.watch_directories();
+            self.expand_patterns(None);
+        }
+        let mut tally = Tally::default();
+        let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        for path in paths {
+            let Some(mut tracked) = self.files.remove(&path) else {
+                continue;
+            };
+            let flow = self.service(&path, &mut tracked, sink, &mut tally);
+            let gone = tracked.current.is_none() && tracked.retired.is_empty() && !tracked.literal;
+            if !gone {
+                self.files.insert(path, tracked);
+            }
+            if flow.is_break() {
+                break;
+            }
+        }
+        Ok(ReadStats {
+            lines: tally.lines,
+            bytes: tally.bytes,
+            truncated_lines: tally.truncated_lines,
+            notices: std::mem::take(&mut self.notices),
+        })
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<Wake, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            let due = self.next_deadline();
+            if now >= due {
+                return Ok(Wake::Ready);
+            }
+            let mut until = deadline.min(due);
+            if let Watcher::Polling { next_poll } = &self.watcher {
+                until = until.min(*next_poll);
+            }
+            let readable = {
+                let mut fds = vec![self.wake_rx.fd()];
+                if let Watcher::Inotify(w) = &self.watcher {
+                    fds.push(w.inotify.as_fd());
+                }
+                sys::wait_readable(&fds, until.saturating_duration_since(now))
+                    .map_err(Error::Wait)?
+            };
+            if readable.first() == Some(&true) && self.wake_rx.drain() {
+                return Ok(Wake::Woken);
+            }
+            match &mut self.watcher {
+                Watcher::Inotify(w) => {
+                    if readable.get(1) == Some(&true) {
+                        let (any, rescan) = w.take_events().map_err(Error::Wait)?;
+                        self.rescan_due |= rescan;
+                        if any {
+                            return Ok(Wake::Ready);
+                        }
+                    }
+                }
+                Watcher::Polling { next_poll } => {
+                    if Instant::now() >= *next_poll {
+                        *next_poll = Instant::now() + self.options.poll_interval;
+                        if self.anything_changed() {
+                            return Ok(Wake::Ready);
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(Wake::Timeout);
+            }
+        }
+    }
+
+    fn waker(&self) -> Waker {
+        Waker {
+            inner: Arc::clone(&self.wake_tx),
+        }
+    }
+
+    fn positions(&self) -> Vec<Position> {
+        self.files
+            .iter()
+            .filter_map(|(path, tracked)| {
+                tracked.current.as_ref().map(|reader| {
+                    Position::File(FilePosition {
+                        path: path.clone(),
+                        first_line_hash: reader.first_line_hash().to_string(),
+                        offset: reader.offset(),
+                    })
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logpath_words() {
+        let p = LogPath::parse("  /var/log/auth.log tail ").unwrap();
+        assert_eq!(p.pattern, "/var/log/auth.log");
+        assert_eq!(p.start, StartAt::Tail);
+        assert_eq!(LogPath::parse("/x HEAD").unwrap().start, StartAt::Head);
+        assert_eq!(LogPath::parse("/x").unwrap().start, StartAt::Head);
+        assert!(LogPath::parse("/a b").is_err());
+        assert!(LogPath::parse("   ").is_err());
+        let list = LogPath::parse_list("/a\n\n  /b/*.log tail\n").unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1].pattern, "/b/*.log");
+    }
+
+    #[test]
+    fn backends() {
+        assert_eq!(parse_backend("auto").unwrap(), Backend::Auto);
+        assert_eq!(parse_backend(" pyinotify ").unwrap(), Backend::Inotify);
+        assert_eq!(parse_backend("polling[x=1]").unwrap(), Backend::Polling);
+        assert!(parse_backend("systemd").is_err());
+        assert!(parse_backend("gamin").is_err());
+    }
+
+    #[test]
+    fn pattern_directories() {
+        let dir = |p: &str| compile(&LogPath::parse(p).unwrap()).unwrap().directory;
+        assert_eq!(dir("/var/log/auth.log"), PathBuf::from("/var/log"));
+        assert_eq!(dir("/var/log/nginx/*.log"), PathBuf::from("/var/log/nginx"));
+        assert_eq!(dir("/var/log/*/error.log"), PathBuf::from("/var/log"));
+        assert_eq!(dir("auth.log"), PathBuf::from("."));
+        assert!(compile(&LogPath::parse("/var/log/[.log").unwrap()).is_err());
+    }
+}

@@ -1,0 +1,368 @@
+//! One open file: splitting it into lines, remembering where the next line starts, and
+//! noticing when the file under the descriptor was truncated or rewritten.
+
+use std::fs::File;
+use std::io;
+use std::ops::ControlFlow;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::Instant;
+
+use crate::digest::{Algorithm, Digest};
+use crate::{LogLine, Notice, Rotation};
+
+/// How far the first line is looked for before the file is treated as having no complete
+/// first line (and so no fingerprint). Bounded so a hostile file cannot stall a jail.
+const FIRST_LINE_SCAN_LIMIT: u64 = 16 << 20;
+/// How much of the first line is kept to re-check cheaply that it is still there.
+const FIRST_LINE_HEAD: usize = 512;
+
+/// The identity of a file as the kernel sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
+impl FileId {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// The fingerprint of a file: its first complete line.
+#[derive(Debug, Clone)]
+pub(crate) struct FirstLine {
+    /// SHA-1 hex of the line including its newline (what fail2ban stores).
+    pub(crate) hash: String,
+    /// Its first bytes (all of it, newline included, when it is short).
+    head: Vec<u8>,
+}
+
+impl FirstLine {
+    fn read(file: &File) -> io::Result<Option<FirstLine>> {
+        Ok(scan_first_line(file, Algorithm::Sha1)?.map(|(hash, _, head)| FirstLine { hash, head }))
+    }
+
+    fn still_there(&self, file: &File) -> io::Result<bool> {
+        let mut now = vec![0u8; self.head.len()];
+        let got = read_fully_at(file, &mut now, 0)?;
+        Ok(got == self.head.len() && now == self.head)
+    }
+}
+
+/// Hashes the first line of `file` (newline included) with `algorithm`; returns the hex
+/// digest, the line's length and its first bytes, or `None` if there is no complete first
+/// line within the scan limit.
+pub(crate) fn scan_first_line(
+    file: &File,
+    algorithm: Algorithm,
+) -> io::Result<Option<(String, u64, Vec<u8>)>> {
+    let mut digest = Digest::new(algorithm);
+    let mut head = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    let mut pos = 0u64;
+    while pos < FIRST_LINE_SCAN_LIMIT {
+        let n = read_some_at(file, &mut chunk, pos)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let data = &chunk[..n];
+        let (part, done) = match memchr::memchr(b'\n', data) {
+            Some(i) => (&data[..=i], true),
+            None => (data, false),
+        };
+        digest.update(part);
+        let room = FIRST_LINE_HEAD.saturating_sub(head.len());
+        head.extend_from_slice(&part[..room.min(part.len())]);
+        pos += part.len() as u64;
+        if done {
+            return Ok(Some((digest.finish_hex(), pos, head)));
+        }
+    }
+    Ok(None)
+}
+
+fn read_some_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(buf, pos) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+fn read_fully_at(file: &File, buf: &mut [u8], mut pos: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = read_some_at(file, &mut buf[got..], pos)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+        pos += n as u64;
+    }
+    Ok(got)
+}
+
+/// Counters a read adds to.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) lines: u64,
+    pub(crate) bytes: u64,
+    pub(crate) truncated_lines: u64,
+}
+
+/// An open log file being read line by line.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    file: File,
+    pub(crate) id: FileId,
+    /// Offset of the next line not yet handed out: the position to persist.
+    offset: u64,
+    /// Where the next read starts; beyond `offset` by the buffered partial line (or by the
+    /// skipped part of an overlong one).
+    read_pos: u64,
+    /// The partial line read so far, never longer than the line cap.
+    partial: Vec<u8>,
+    /// Inside an overlong line whose cut head was already handed out.
+    skipping: bool,
+    first_line: Option<FirstLine>,
+    seen_size: u64,
+    seen_mtime: (i64, i64),
+    /// When the file last grew (or was opened): retired files are closed once idle.
+    pub(crate) last_growth: Instant,
+    pub(crate) watch: Option<inotify::WatchDescriptor>,
+}
+
+impl Reader {
+    /// Opens `path` at offset 0.
+    pub(crate) fn open(path: &Path) -> io::Result<Reader> {
+        // std opens with O_CLOEXEC, so action commands never inherit log descriptors.
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        }
+        let first_line = FirstLine::read(&file)?;
+        Ok(Reader {
+            id: FileId::of(&meta),
+            offset: 0,
+            read_pos: 0,
+            partial: Vec::new(),
+            skipping: false,
+            first_line,
+            seen_size: meta.len(),
+            seen_mtime: (meta.mtime(), meta.mtime_nsec()),
+            last_growth: Instant::now(),
+            watch: None,
+            file,
+        })
+    }
+
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub(crate) fn first_line_hash(&self) -> &str {
+        self.first_line.as_ref().map_or("", |f| f.hash.as_str())
+    }
+
+    /// The first line's digest with another algorithm (to compare with an old MD5
+    /// fingerprint); empty when there is no complete first line.
+    pub(crate) fn first_line_digest(&self, algorithm: Algorithm) -> io::Result<String> {
+        match algorithm {
+            Algorithm::Sha1 => Ok(self.first_line_hash().to_string()),
+            Algorithm::Md5 => {
+                Ok(scan_first_line(&self.file, algorithm)?.map_or(String::new(), |(h, ..)| h))
+            }
+        }
+    }
+
+    /// Continues at `offset` (a saved position, assumed to be a line start). An offset
+    /// past the end is caught by the next `check` as a truncation.
+    pub(crate) fn resume_at(&mut self, offset: u64) {
+        self.offset = offset;
+        self.read_pos = offset;
+        self.partial.clear();
+        self.skipping = false;
+    }
+
+    /// Starts after the last complete line, so that a line being written right now is
+    /// read whole once finished rather than as a fragment.
+    pub(crate) fn start_at_tail(&mut self, max_line: usize) -> io::Result<()> {
+        let size = self.file.metadata()?.len();
+        let window = (max_line as u64 + 1).min(size);
+        let mut tail = vec![0u8; usize::try_from(window).unwrap_or(max_line)];
+        let got = read_fully_at(&self.file, &mut tail, size - window)?;
+        tail.truncate(got);
+        match memchr::memrchr(b'\n', &tail) {
+            Some(i) => self.resume_at(size - window + i as u64 + 1),
+            None if size <= max_line as u64 => self.resume_at(0),
+            None => {
+                // The end of an overlong line: skip to its newline like any overlong line.
+                self.resume_at(size);
+                self.skipping = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares the file under the descriptor with what was read: a file shorter than the
+    /// read position, or whose first line changed, is read again from its start.
+    pub(crate) fn check(&mut self) -> io::Result<Option<Rotation>> {
+        let meta = self.file.metadata()?;
+        let size = meta.len();
+        let mtime = (meta.mtime(), meta.mtime_nsec());
+        let changed = size != self.seen_size || mtime != self.seen_mtime;
+        self.seen_size = size;
+        self.seen_mtime = mtime;
+        let mut rotation = None;
+        if size < self.read_pos {
+            rotation = Some(Rotation::Truncated);
+        } else if changed
+            && let Some(first) = &self.first_line
+            && !first.still_there(&self.file)?
+        {
+            rotation = Some(Rotation::FirstLineChanged);
+        }
+        if rotation.is_some() {
+            self.resume_at(0);
+            self.first_line = None;
+        }
+        if self.first_line.is_none() && size > 0 {
+            self.first_line = FirstLine::read(&self.file)?;
+        }
+        Ok(rotation)
+    }
+
+    /// True when the file holds bytes not read yet, or fewer bytes than were read.
+    pub(crate) fn has_news(&self) -> io::Result<bool> {
+        Ok(self.file.metadata()?.len() != self.read_pos)
+    }
+
+    /// Hands every complete line up to the end of the file to `sink`.
+    pub(crate) fn read_lines(
+        &mut self,
+        origin: &Path,
+        max_line: usize,
+        scratch: &mut [u8],
+        sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
+        tally: &mut Tally,
+        notices: &mut Vec<Notice>,
+    ) -> io::Result<ControlFlow<()>> {
+        loop {
+            let n = read_some_at(&self.file, scratch, self.read_pos)?;
+            if n == 0 {
+                return Ok(ControlFlow::Continue(()));
+            }
+            self.last_growth = Instant::now();
+            let chunk_start = self.read_pos;
+            let chunk = &scratch[..n];
+            let mut i = 0;
+            while i < n {
+                let rest = &chunk[i..];
+                let newline = memchr::memchr(b'\n', rest);
+                let segment = &rest[..newline.unwrap_or(rest.len())];
+                i += newline.map_or(rest.len(), |p| p + 1);
+                let after = chunk_start + i as u64;
+                if self.skipping {
+                    if newline.is_some() {
+                        self.skipping = false;
+                        self.advance_to(after, tally);
+                    }
+                    continue;
+                }
+                let room = max_line - self.partial.len();
+                let flow = if segment.len() > room {
+                    self.partial.extend_from_slice(&segment[..room]);
+                    tally.truncated_lines += 1;
+                    notices.push(Notice::LineTooLong {
+                        path: origin.to_path_buf(),
+                        offset: self.offset,
+                        kept: max_line,
+                    });
+                    let flow = deliver(&self.partial, origin, true, sink, tally);
+                    self.partial.clear();
+                    if newline.is_some() {
+                        self.advance_to(after, tally);
+                    } else {
+                        self.skipping = true;
+                    }
+                    flow
+                } else if newline.is_some() {
+                    let flow = if self.partial.is_empty() {
+                        deliver(segment, origin, false, sink, tally)
+                    } else {
+                        self.partial.extend_from_slice(segment);
+                        let flow = deliver(&self.partial, origin, false, sink, tally);
+                        self.partial.clear();
+                        flow
+                    };
+                    self.advance_to(after, tally);
+                    flow
+                } else {
+                    self.partial.extend_from_slice(segment);
+                    ControlFlow::Continue(())
+                };
+                if flow.is_break() {
+                    // Resume right after what has been consumed; the partial buffer and
+                    // the skipping flag already describe that point.
+                    self.read_pos = after;
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            self.read_pos = chunk_start + n as u64;
+        }
+    }
+
+    /// Hands out a last line that never got its newline. Only for a file that is being
+    /// closed after rotation: nothing will ever complete it.
+    pub(crate) fn flush_partial(
+        &mut self,
+        origin: &Path,
+        sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
+        tally: &mut Tally,
+    ) -> ControlFlow<()> {
+        if self.skipping || self.partial.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let flow = deliver(&self.partial, origin, false, sink, tally);
+        self.partial.clear();
+        let end = self.read_pos;
+        self.advance_to(end, tally);
+        flow
+    }
+
+    fn advance_to(&mut self, offset: u64, tally: &mut Tally) {
+        tally.bytes += offset.saturating_sub(self.offset);
+        self.offset = offset;
+    }
+}
+
+fn deliver(
+    line: &[u8],
+    origin: &Path,
+    truncated: bool,
+    sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
+    tally: &mut Tally,
+) -> ControlFlow<()> {
+    // fail2ban strips every trailing CR and LF; only CRs can remain here.
+    let mut end = line.len();
+    while end > 0 && line[end - 1] == b'\r' {
+        end -= 1;
+    }
+    tally.lines += 1;
+    sink(LogLine {
+        bytes: &line[..end],
+        origin,
+        time: None,
+        truncated,
+    })
+}
