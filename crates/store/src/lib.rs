@@ -22,6 +22,9 @@
 //!   bytes, undecodable JSON, missing addresses) never panic: rows are converted when the
 //!   meaning is clear, and otherwise skipped or kept without their data, each case recorded
 //!   as a [`RowIssue`] the caller drains with [`Store::take_issues`] and logs.
+//! - **Write-ahead log.** The database runs in WAL mode (see `open_file` for why), so
+//!   `<dbfile>-wal` and `<dbfile>-shm` sit beside it while it is open, and its directory
+//!   must be writable.
 //! - **One owner.** [`Store`] is `Send` (not `Sync`): the daemon moves it to a dedicated
 //!   thread and sends it requests. Each write is one small transaction.
 //!
@@ -68,6 +71,9 @@ const OUTDATED_FACTOR: i64 = 3;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// `dbfile` is empty (SQLite would silently use a temporary database).
+    #[error("the ban database path is empty")]
+    EmptyPath,
     /// The directory that should hold the database does not exist (it is not created:
     /// a typo in `dbfile` should not silently create a tree somewhere).
     #[error("cannot create the ban database {path}: directory {dir} does not exist")]
@@ -897,6 +903,9 @@ impl Store {
 }
 
 fn open_file(path: &Path) -> Result<(Connection, Opened), StoreError> {
+    if path.as_os_str().is_empty() {
+        return Err(StoreError::EmptyPath);
+    }
     let dir = match path.parent() {
         Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
         Some(dir) => dir,
@@ -930,7 +939,13 @@ fn open_file(path: &Path) -> Result<(Connection, Opened), StoreError> {
     if problems.first().map(String::as_str) != Some("ok") {
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),
-            detail: problems.join("; "),
+            detail: problems
+                .iter()
+                .flat_map(|p| p.lines())
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
         });
     }
     let opened = schema::check(&conn, path)?;

@@ -35,6 +35,20 @@ fn a_missing_directory_is_not_created() {
 }
 
 #[test]
+fn an_empty_path_is_refused_and_an_empty_file_initialised() {
+    let err = open_err(Path::new(""));
+    assert!(matches!(err, StoreError::EmptyPath), "{err}");
+    let dir = TempDir::new("emptyfile");
+    let db = dir.file("bans.sqlite3");
+    std::fs::write(&db, b"").unwrap();
+    let mut store = Store::open(&db).unwrap();
+    assert_eq!(store.opened(), Opened::Created);
+    store.add_jail("sshd").unwrap();
+    store.close().unwrap();
+    assert_eq!(Store::open(&db).unwrap().jails().unwrap().len(), 1);
+}
+
+#[test]
 fn a_file_that_is_not_sqlite_is_refused_untouched() {
     let dir = TempDir::new("garbage");
     let db = dir.file("bans.sqlite3");
@@ -91,6 +105,10 @@ fn a_damaged_database_is_refused() {
         "{err}"
     );
     assert_names(&err, &db);
+    assert!(
+        !err.to_string().contains('\n'),
+        "one line for the log: {err}"
+    );
 }
 
 #[test]
