@@ -30,6 +30,54 @@
 //!
 //! Times are Unix seconds as `i64`, as fail2ban stores them; the caller passes `now`
 //! wherever a query depends on it, so the store never reads the clock for its answers.
+//!
+//! The daemon's life with a store:
+//!
+//! ```
+//! use rampart_store::{BanRecord, RestoreQuery, Store};
+//! # fn main() -> Result<(), rampart_store::StoreError> {
+//! let mut store = Store::open(":memory:")?; // the `dbfile` path
+//! store.set_max_matches(10); // dbmaxmatches
+//! store.disable_all_jails()?; // once, at start
+//! store.add_jail("sshd")?; // each configured jail
+//! let now = 1_700_000_000;
+//!
+//! // Jail start: bans to restore (bantime.increment off: window and cut = bantime).
+//! let restore = RestoreQuery {
+//!     now,
+//!     window: Some(600),
+//!     max_ban_time: Some(600),
+//!     unknown_ban_time: 600,
+//! };
+//! for ban in store.current_bans("sshd", &restore)? {
+//!     let _remaining = ban.end().map(|end| end - now); // None: permanent
+//! }
+//! // Resume a log if its first line is unchanged.
+//! let _resume_at = store
+//!     .log_position("sshd", "/var/log/auth.log")?
+//!     .filter(|p| p.first_line_hash.as_deref() == Some("3f78…"))
+//!     .map(|p| p.position);
+//!
+//! // A ban: the previous count feeds bantime.increment, then the ban is recorded.
+//! let count = store.ban_stats("192.0.2.1", Some("sshd"))?.map_or(0, |s| s.ban_count);
+//! store.add_ban(&BanRecord {
+//!     jail: "sshd".into(),
+//!     ip: "192.0.2.1".into(),
+//!     time_of_ban: now,
+//!     ban_time: 600,
+//!     ban_count: count + 1,
+//!     data: serde_json::json!({"matches": ["… Failed password …"], "failures": 5}),
+//! })?;
+//! let _ipmatches = store.merged_bans("192.0.2.1", None)?.map(|m| m.matches().join("\n"));
+//!
+//! // Periodically: positions, purge (dbpurgeage), and a log line per odd row seen.
+//! store.set_log_position("sshd", "/var/log/auth.log", Some("3f78…"), 4096)?;
+//! store.purge(now - 86_400)?;
+//! for issue in store.take_issues().0 {
+//!     eprintln!("warning: {issue}");
+//! }
+//! # Ok(()) }
+//! ```
 
 mod decode;
 mod schema;
