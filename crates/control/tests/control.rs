@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rampart_control::beautify::beautify;
@@ -191,6 +191,7 @@ fn transmitter(request: &Request) -> Result<PyValue, PyException> {
         ["unban", ..] => PyValue::Int(2),
         ["echo", rest @ ..] => PyValue::str_list(rest.iter().copied()),
         ["flushlogs"] => PyValue::str("rolled over"),
+        ["reload", ..] => PyValue::str("OK"),
         ["add", "sshd", ..] => return Err(PyException::duplicate_jail("sshd")),
         ["start", _] => PyValue::None,
         ["stop", _] => PyValue::None,
@@ -210,7 +211,15 @@ fn real_fail2ban_client_drives_control_server() {
     let dir = TempDir::new("realclient");
     let socket = dir.path("ctl.sock");
     let conf = write_conf(&dir, &socket);
-    let server = ControlServer::start(&socket, transmitter).unwrap();
+    let reloaded: Arc<Mutex<Option<Vec<PyValue>>>> = Arc::default();
+    let seen = Arc::clone(&reloaded);
+    let handler = move |r: &Request| {
+        if r.words().first().is_some_and(|w| w == "reload") {
+            *seen.lock().unwrap() = Some(r.values().to_vec());
+        }
+        transmitter(r)
+    };
+    let server = ControlServer::start(&socket, handler).unwrap();
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
 
@@ -293,6 +302,45 @@ fn real_fail2ban_client_drives_control_server() {
     assert_eq!(
         real_client(&conf, &socket, &["frobnicate"]).stdout,
         "Invalid command\n"
+    );
+
+    // `reload`: the client reads the configuration and sends it as nested lists.
+    let stream = reloaded.lock().unwrap().take();
+    assert_eq!(stream, None);
+    std::fs::write(dir.path("demo.log"), "").unwrap();
+    std::fs::write(
+        conf.join("jail.local"),
+        format!(
+            "[demo]\nenabled = true\nbackend = polling\nlogpath = {}\n",
+            dir.path("demo.log").display()
+        ),
+    )
+    .unwrap();
+    let reload = real_client(&conf, &socket, &["reload", "--unban"]);
+    assert_eq!((reload.stdout.as_str(), reload.code), ("OK\n", EXIT_OK));
+    let values = reloaded
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the handler saw no reload");
+    assert_eq!(
+        values[..3],
+        [
+            PyValue::str("reload"),
+            PyValue::str("--all"),
+            PyValue::str_list(["--unban"])
+        ]
+    );
+    let commands = values[3]
+        .as_seq()
+        .expect("the configuration stream is a list");
+    assert!(
+        commands.contains(&PyValue::str_list(["add", "demo", "polling"])),
+        "{commands:?}"
+    );
+    assert!(
+        commands.contains(&PyValue::str_list(["start", "demo"])),
+        "{commands:?}"
     );
 
     // `stop` ends the server: the reply arrives, then the socket goes away.
@@ -437,6 +485,19 @@ fn our_client_drives_real_fail2ban_server() {
         );
         assert_eq!(ours.code, real.code, "{line}: exit codes");
     }
+    // Several commands on one connection, as fail2ban-client's start sequence sends.
+    let batch: Vec<Vec<String>> = ["ping", "version", "get dbmaxmatches"]
+        .iter()
+        .map(|l| l.split(' ').map(String::from).collect())
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert!(run_words(&ours_socket, &batch, None, &mut out, &mut err));
+    let expected: String = ["ping", "version", "get dbmaxmatches"]
+        .iter()
+        .map(|l| real_client(&theirs_conf, &theirs_socket, &words(l)).stdout)
+        .collect();
+    assert_eq!(String::from_utf8(out).unwrap(), expected);
+
     // The database path differs between the two servers, by construction.
     let db = our_client(&ours_socket, &["get", "dbfile"]);
     assert_eq!(
@@ -689,4 +750,74 @@ fn split<'a>(haystack: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
     }
     parts.push(rest);
     parts
+}
+
+#[test]
+fn concurrent_clients_limits_and_idle_connections() {
+    let dir = TempDir::new("limits");
+    let socket = dir.path("l.sock");
+    let limits = Limits {
+        max_connections: 3,
+        idle_timeout: Some(Duration::from_millis(1500)),
+        ..Limits::default()
+    };
+    let server = ControlServer::start_with(&socket, Arc::new(transmitter), limits).unwrap();
+
+    // Many clients at once, each several commands on its connection; never more than
+    // the limit at a time, so none is turned away.
+    std::thread::scope(|scope| {
+        for t in 0..3 {
+            let socket = &socket;
+            scope.spawn(move || {
+                let mut c = Client::connect(socket).unwrap();
+                for i in 0..50 {
+                    let word = format!("t{t}-{i}");
+                    let r = c.send(&["echo".into(), word.clone()]).unwrap();
+                    assert_eq!(r.value, PyValue::str_list([word]));
+                }
+            });
+        }
+    });
+
+    // Past the limit, a connection is closed unanswered. Each held connection proves
+    // it has a slot by being answered (the clients above may still hold theirs for a
+    // moment, so a refused one is retried).
+    let ping = {
+        let mut p = pickle::encode(&PyValue::str_list(["ping"]));
+        p.extend_from_slice(END);
+        p
+    };
+    let mut idle = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while idle.len() < 3 {
+        assert!(Instant::now() < deadline, "could not hold 3 connections");
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if s.write_all(&ping).is_ok() && raw_reply(&mut s).is_some() {
+            idle.push(s);
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mut extra = Client::connect(&socket).unwrap();
+    extra.set_timeout(Some(Duration::from_secs(5))).unwrap();
+    let refused = extra.send(&["ping".into()]);
+    assert!(
+        refused.is_err(),
+        "a connection past the limit was served: {refused:?}"
+    );
+
+    // Idle connections are dropped after the timeout, and then there is room again.
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            s.read(&mut buf).unwrap_or(0),
+            0,
+            "idle connection not closed"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_answers(&socket);
+    drop(server);
 }
