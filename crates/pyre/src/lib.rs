@@ -23,6 +23,8 @@ mod charset;
 mod literals;
 mod lower;
 mod parse;
+#[cfg(feature = "pcre2")]
+mod pcre;
 mod rewrite;
 mod tables;
 
@@ -135,6 +137,9 @@ pub struct Regex {
     tree: ast::Node,
     linear: Option<Linear>,
     fancy: OnceLock<Result<fancy_regex::Regex, String>>,
+    /// The capture engine of choice, compiled on the first capture search.
+    #[cfg(feature = "pcre2")]
+    pcre: OnceLock<Option<pcre::Pcre>>,
     literals: Option<RequiredLiterals>,
 }
 
@@ -182,6 +187,8 @@ impl Regex {
             tree: parsed.root,
             linear,
             fancy: OnceLock::new(),
+            #[cfg(feature = "pcre2")]
+            pcre: OnceLock::new(),
             literals,
         };
         if regex.linear.is_none() {
@@ -282,6 +289,17 @@ impl Regex {
         locations: &mut Locations,
     ) -> Result<bool, MatchError> {
         locations.clear(self.group_count + 1);
+        #[cfg(feature = "pcre2")]
+        if let Some(pcre) = self
+            .pcre
+            .get_or_init(|| pcre::Pcre::new(&self.tree, self.group_count))
+        {
+            match pcre.captures(haystack, locations) {
+                pcre::Outcome::Match => return Ok(true),
+                pcre::Outcome::NoMatch => return Ok(false),
+                pcre::Outcome::Undecided => locations.clear(self.group_count + 1),
+            }
+        }
         if let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack)) {
             let mut regex = regex;
             if let Some(branches) = self.linear.as_ref().and_then(|l| l.branches.as_ref())
@@ -646,6 +664,28 @@ mod tests {
         )
         .expect("ok");
         assert!(ml.is_match("a\nb\nc"));
+    }
+
+    #[test]
+    fn captures_keep_python_anchors() {
+        // Spans as Python reports them; the capture engines differ from Python here
+        // unless the emission spells Python's meaning out.
+        let ml = Flags {
+            multiline: true,
+            ignore_case: false,
+        };
+        let mut locs = Locations::new();
+        let re = Regex::with_flags(r"^\Z", ml).expect("ok");
+        assert!(re.captures("a\n", &mut locs));
+        assert_eq!(locs.get(0), Some((2, 2)));
+        let re = Regex::new(r"\B").expect("ok");
+        assert!(!re.captures("", &mut locs));
+        let re = Regex::new(r"(a)$").expect("ok");
+        assert!(re.captures("a\n", &mut locs));
+        assert_eq!(locs.get(1), Some((0, 1)));
+        let re = Regex::with_flags(r"(b)$\n(c)", ml).expect("ok");
+        assert!(re.captures("b\nc", &mut locs));
+        assert_eq!(locs.get(2), Some((2, 3)));
     }
 
     #[test]

@@ -142,8 +142,24 @@ fn class_hir(set: ClassUnicode) -> Hir {
 /// Writes `node` as `fancy-regex` pattern text with Python's semantics.
 pub(crate) fn to_fancy(node: &Node) -> String {
     let mut out = String::new();
-    fancy(node, &mut out);
+    fancy(node, &mut out, Dialect::Fancy);
     out
+}
+
+/// The same pattern for PCRE2 (UTF mode, no UCP: `\b` is ASCII there).
+#[cfg(feature = "pcre2")]
+pub(crate) fn to_pcre2(node: &Node) -> String {
+    let mut out = String::new();
+    fancy(node, &mut out, Dialect::Pcre2);
+    out
+}
+
+/// Where the two backtracking dialects differ.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Fancy,
+    #[cfg_attr(not(feature = "pcre2"), allow(dead_code))]
+    Pcre2,
 }
 
 fn push_char(c: char, out: &mut String) {
@@ -182,7 +198,7 @@ fn word_class(out: &mut String) {
     push_set(charset::word(), out);
 }
 
-fn fancy(node: &Node, out: &mut String) {
+fn fancy(node: &Node, out: &mut String, dialect: Dialect) {
     match node {
         Node::Empty => out.push_str("(?:)"),
         Node::Char { c, case } => push_set(&charset::char_set(*c, *case), out),
@@ -190,12 +206,26 @@ fn fancy(node: &Node, out: &mut String) {
         Node::Any { dotall } => push_set(&charset::any(*dotall), out),
         Node::Assert(a) => match *a {
             Assertion::TextStart => out.push_str("\\A"),
-            Assertion::LineStart => out.push_str("(?m:^)"),
+            // PCRE2's multi-line `^` does not match after a newline that ends the
+            // text; Python's does.
+            Assertion::LineStart => out.push_str(match dialect {
+                Dialect::Fancy => "(?m:^)",
+                Dialect::Pcre2 => "(?<![^\\n])",
+            }),
             Assertion::EndOrFinalNewline => out.push_str("(?=\\n?\\z)"),
-            Assertion::LineEnd => out.push_str("(?m:$)"),
+            Assertion::LineEnd => out.push_str(match dialect {
+                Dialect::Fancy => "(?m:$)",
+                Dialect::Pcre2 => "(?=\\n|\\z)",
+            }),
             Assertion::TextEnd => out.push_str("\\z"),
-            Assertion::Boundary { ascii: true } => out.push_str("(?-u:\\b)"),
-            Assertion::NotBoundary { ascii: true } => out.push_str("(?:(?-u:\\B)(?!\\A\\z))"),
+            Assertion::Boundary { ascii: true } => out.push_str(match dialect {
+                Dialect::Fancy => "(?-u:\\b)",
+                Dialect::Pcre2 => "\\b",
+            }),
+            Assertion::NotBoundary { ascii: true } => out.push_str(match dialect {
+                Dialect::Fancy => "(?:(?-u:\\B)(?!\\A\\z))",
+                Dialect::Pcre2 => "(?:\\B(?!\\A\\z))",
+            }),
             Assertion::NotBetweenWords { ascii: true } => {
                 out.push_str("(?:(?<![0-9A-Za-z_])|(?![0-9A-Za-z_]))");
             }
@@ -231,12 +261,12 @@ fn fancy(node: &Node, out: &mut String) {
         },
         Node::Group { index, sub } => {
             out.push_str(if index.is_some() { "(" } else { "(?:" });
-            fancy(sub, out);
+            fancy(sub, out, dialect);
             out.push(')');
         }
         Node::Atomic(sub) => {
             out.push_str("(?>");
-            fancy(sub, out);
+            fancy(sub, out, dialect);
             out.push(')');
         }
         Node::Look {
@@ -250,7 +280,7 @@ fn fancy(node: &Node, out: &mut String) {
                 (true, false) => "(?<=",
                 (true, true) => "(?<!",
             });
-            fancy(sub, out);
+            fancy(sub, out, dialect);
             out.push(')');
         }
         Node::Repeat {
@@ -263,14 +293,14 @@ fn fancy(node: &Node, out: &mut String) {
             // consumes nothing is the same as doing it once; with a minimum of zero
             // it may also be skipped, in the order the greed says.
             if *min > 0 {
-                fancy(sub, out);
+                fancy(sub, out, dialect);
             } else {
                 out.push_str("(?:");
                 if *greed == Greed::Lazy {
                     out.push('|');
-                    fancy(sub, out);
+                    fancy(sub, out, dialect);
                 } else {
-                    fancy(sub, out);
+                    fancy(sub, out, dialect);
                     out.push('|');
                 }
                 out.push(')');
@@ -286,7 +316,7 @@ fn fancy(node: &Node, out: &mut String) {
                 out.push_str("(?>");
             }
             out.push_str("(?:");
-            fancy(sub, out);
+            fancy(sub, out, dialect);
             out.push(')');
             match max {
                 Some(max) => {
@@ -306,7 +336,7 @@ fn fancy(node: &Node, out: &mut String) {
         Node::Concat(items) => {
             out.push_str("(?:");
             for item in items {
-                fancy(item, out);
+                fancy(item, out, dialect);
             }
             out.push(')');
         }
@@ -316,7 +346,7 @@ fn fancy(node: &Node, out: &mut String) {
                 if i > 0 {
                     out.push('|');
                 }
-                fancy(item, out);
+                fancy(item, out, dialect);
             }
             out.push(')');
         }
@@ -330,9 +360,9 @@ fn fancy(node: &Node, out: &mut String) {
         }
         Node::Cond { group, yes, no } => {
             let _ = write!(out, "(?({group})");
-            fancy(yes, out);
+            fancy(yes, out, dialect);
             out.push('|');
-            fancy(no, out);
+            fancy(no, out, dialect);
             out.push(')');
         }
     }

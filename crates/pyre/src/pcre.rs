@@ -1,0 +1,74 @@
+//! PCRE2 (with its JIT) as the capture engine.
+//!
+//! Capture searches are where fail2ban's work goes: every line runs the prefregex and
+//! the date template with groups, and every candidate failregex too. The linear
+//! engine answers "is there a match" at DFA speed but needs a slower NFA pass for the
+//! groups; PCRE2's JIT finds groups several times faster. PCRE2 backtracks in the same
+//! priority order as Python's `re`, so given a pattern whose every class and assertion
+//! is spelled out exactly (the same emission the backtracking fallback gets), it
+//! reports Python's groups. Patterns PCRE2 refuses (say a repeat bound above its
+//! limit) and searches it gives up on (its match limit) go to the other engines.
+
+use std::sync::Mutex;
+
+use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
+
+use crate::{Locations, ast, lower};
+
+pub(crate) struct Pcre {
+    regex: Regex,
+    /// Match data for reuse: one per concurrent search, so searching needs no
+    /// allocation after the first few lines.
+    spare: Mutex<Vec<CaptureLocations>>,
+}
+
+/// What a PCRE2 search said.
+pub(crate) enum Outcome {
+    Match,
+    NoMatch,
+    /// PCRE2 could not decide (match or JIT stack limit): ask another engine.
+    Undecided,
+}
+
+impl Pcre {
+    /// Compiles the tree for PCRE2, or `None` when PCRE2 refuses it or the group
+    /// numbering would differ from Python's.
+    pub(crate) fn new(tree: &ast::Node, group_count: usize) -> Option<Pcre> {
+        let text = lower::to_pcre2(tree);
+        let regex = RegexBuilder::new()
+            .utf(true)
+            .jit_if_available(true)
+            .build(&text)
+            .ok()?;
+        if regex.captures_len() != group_count + 1 {
+            return None;
+        }
+        Some(Pcre {
+            regex,
+            spare: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(crate) fn captures(&self, haystack: &str, locations: &mut Locations) -> Outcome {
+        let mut locs = self
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut spare| spare.pop())
+            .unwrap_or_else(|| self.regex.capture_locations());
+        let outcome = match self.regex.captures_read(&mut locs, haystack.as_bytes()) {
+            Ok(Some(_)) => {
+                for (i, span) in locations.spans.iter_mut().enumerate() {
+                    *span = locs.get(i);
+                }
+                Outcome::Match
+            }
+            Ok(None) => Outcome::NoMatch,
+            Err(_) => Outcome::Undecided,
+        };
+        if let Ok(mut spare) = self.spare.lock() {
+            spare.push(locs);
+        }
+        outcome
+    }
+}
