@@ -111,6 +111,9 @@ pub struct SavedPosition {
     pub offset: u64,
 }
 
+/// How the source asks for the position a previous run saved for a path.
+type SavedLookup<'a> = dyn FnMut(&Path) -> Option<SavedPosition> + 'a;
+
 /// Tuning of a [`FileSource`]. The defaults suit a daemon.
 #[derive(Debug, Clone)]
 pub struct FileSourceOptions {
@@ -346,10 +349,7 @@ impl FileSource {
 
     /// Adds the files the patterns match that are not followed yet. With `saved` (only at
     /// creation) files start at their configured position; later ones at their start.
-    fn expand_patterns(
-        &mut self,
-        mut saved: Option<&mut dyn FnMut(&Path) -> Option<SavedPosition>>,
-    ) {
+    fn expand_patterns(&mut self, mut saved: Option<&mut SavedLookup<'_>>) {
         let mut found: Vec<(PathBuf, StartAt, bool)> = Vec::new();
         for pattern in &mut self.patterns {
             let matches = expand(pattern);

@@ -20,7 +20,7 @@
 //!   kept open: when the path starts naming another file (rename-and-create, delete and
 //!   re-create) the old descriptor is drained to its end first, and kept draining for a
 //!   grace period in case the writer has not reopened yet; copytruncate (the size falls
-//!   below what was read, or the first line changed) restarts at offset 0.
+//!   below what was read, or the file's first bytes changed) restarts at offset 0.
 //! - **Bounded memory, no fragments.** Only complete lines are delivered; a partial last
 //!   line waits for its end. A line longer than the cap is delivered cut (flagged and
 //!   counted) and the rest of it, up to its newline, is skipped: a fragment of a long line
@@ -158,8 +158,9 @@ pub enum Rotation {
     Replaced,
     /// The file became shorter than what had been read (copytruncate).
     Truncated,
-    /// The first line is no longer the one seen before (rewritten in place).
-    FirstLineChanged,
+    /// The file no longer begins with the bytes seen before (truncated and refilled, or
+    /// rewritten in place, between two looks).
+    Rewritten,
 }
 
 impl fmt::Display for Notice {
@@ -187,7 +188,7 @@ impl fmt::Display for Notice {
                 let why = match reason {
                     Rotation::Replaced => "replaced by a new file",
                     Rotation::Truncated => "truncated",
-                    Rotation::FirstLineChanged => "rewritten (its first line changed)",
+                    Rotation::Rewritten => "rewritten (its beginning changed)",
                 };
                 write!(f, "log rotation detected for {}: {why}", path.display())
             }

@@ -14,8 +14,9 @@ use crate::{LogLine, Notice, Rotation};
 /// How far the first line is looked for before the file is treated as having no complete
 /// first line (and so no fingerprint). Bounded so a hostile file cannot stall a jail.
 const FIRST_LINE_SCAN_LIMIT: u64 = 16 << 20;
-/// How much of the first line is kept to re-check cheaply that it is still there.
-const FIRST_LINE_HEAD: usize = 512;
+/// How many of the file's first bytes are kept to recognise it cheaply: a file whose
+/// beginning changed was rewritten (truncated and refilled) under the same descriptor.
+const HEAD_BYTES: usize = 512;
 
 /// The identity of a file as the kernel sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,36 +34,51 @@ impl FileId {
     }
 }
 
-/// The fingerprint of a file: its first complete line.
-#[derive(Debug, Clone)]
-pub(crate) struct FirstLine {
-    /// SHA-1 hex of the line including its newline (what fail2ban stores).
-    pub(crate) hash: String,
-    /// Its first bytes (all of it, newline included, when it is short).
+/// What a file is recognised by.
+#[derive(Debug, Clone, Default)]
+struct Fingerprint {
+    /// The file's first bytes as last seen (fewer than `HEAD_BYTES` while it is short).
+    /// Kept even while the first line is incomplete, so that a truncate-and-refill is
+    /// noticed at any time.
     head: Vec<u8>,
+    /// SHA-1 hex of the first line including its newline (what fail2ban stores); empty
+    /// until the first line is complete.
+    first_line_hash: String,
 }
 
-impl FirstLine {
-    fn read(file: &File) -> io::Result<Option<FirstLine>> {
-        Ok(scan_first_line(file, Algorithm::Sha1)?.map(|(hash, _, head)| FirstLine { hash, head }))
+impl Fingerprint {
+    fn read(file: &File) -> io::Result<Fingerprint> {
+        let mut fingerprint = Fingerprint::default();
+        fingerprint.refresh(file)?;
+        Ok(fingerprint)
     }
 
-    fn still_there(&self, file: &File) -> io::Result<bool> {
-        let mut now = vec![0u8; self.head.len()];
+    /// Re-reads the head; false if the file no longer begins with the head seen before.
+    fn refresh(&mut self, file: &File) -> io::Result<bool> {
+        let mut now = vec![0u8; HEAD_BYTES];
         let got = read_fully_at(file, &mut now, 0)?;
-        Ok(got == self.head.len() && now == self.head)
+        now.truncate(got);
+        if !now.starts_with(&self.head) {
+            return Ok(false);
+        }
+        let grown = now.len() > self.head.len();
+        self.head = now;
+        if self.first_line_hash.is_empty() && (grown || self.head.len() == HEAD_BYTES) {
+            self.first_line_hash =
+                scan_first_line(file, Algorithm::Sha1)?.map_or(String::new(), |(h, _)| h);
+        }
+        Ok(true)
     }
 }
 
 /// Hashes the first line of `file` (newline included) with `algorithm`; returns the hex
-/// digest, the line's length and its first bytes, or `None` if there is no complete first
-/// line within the scan limit.
+/// digest and the line's length, or `None` if there is no complete first line within the
+/// scan limit.
 pub(crate) fn scan_first_line(
     file: &File,
     algorithm: Algorithm,
-) -> io::Result<Option<(String, u64, Vec<u8>)>> {
+) -> io::Result<Option<(String, u64)>> {
     let mut digest = Digest::new(algorithm);
-    let mut head = Vec::new();
     let mut chunk = vec![0u8; 8192];
     let mut pos = 0u64;
     while pos < FIRST_LINE_SCAN_LIMIT {
@@ -76,11 +92,9 @@ pub(crate) fn scan_first_line(
             None => (data, false),
         };
         digest.update(part);
-        let room = FIRST_LINE_HEAD.saturating_sub(head.len());
-        head.extend_from_slice(&part[..room.min(part.len())]);
         pos += part.len() as u64;
         if done {
-            return Ok(Some((digest.finish_hex(), pos, head)));
+            return Ok(Some((digest.finish_hex(), pos)));
         }
     }
     Ok(None)
@@ -130,7 +144,7 @@ pub(crate) struct Reader {
     partial: Vec<u8>,
     /// Inside an overlong line whose cut head was already handed out.
     skipping: bool,
-    first_line: Option<FirstLine>,
+    fingerprint: Fingerprint,
     seen_size: u64,
     seen_mtime: (i64, i64),
     /// When the file last grew (or was opened): retired files are closed once idle.
@@ -150,14 +164,14 @@ impl Reader {
                 "is a directory",
             ));
         }
-        let first_line = FirstLine::read(&file)?;
+        let fingerprint = Fingerprint::read(&file)?;
         Ok(Reader {
             id: FileId::of(&meta),
             offset: 0,
             read_pos: 0,
             partial: Vec::new(),
             skipping: false,
-            first_line,
+            fingerprint,
             seen_size: meta.len(),
             seen_mtime: (meta.mtime(), meta.mtime_nsec()),
             last_growth: Instant::now(),
@@ -171,7 +185,7 @@ impl Reader {
     }
 
     pub(crate) fn first_line_hash(&self) -> &str {
-        self.first_line.as_ref().map_or("", |f| f.hash.as_str())
+        &self.fingerprint.first_line_hash
     }
 
     /// The first line's digest with another algorithm (to compare with an old MD5
@@ -180,7 +194,7 @@ impl Reader {
         match algorithm {
             Algorithm::Sha1 => Ok(self.first_line_hash().to_string()),
             Algorithm::Md5 => {
-                Ok(scan_first_line(&self.file, algorithm)?.map_or(String::new(), |(h, ..)| h))
+                Ok(scan_first_line(&self.file, algorithm)?.map_or(String::new(), |(h, _)| h))
             }
         }
     }
@@ -226,18 +240,12 @@ impl Reader {
         let mut rotation = None;
         if size < self.read_pos {
             rotation = Some(Rotation::Truncated);
-        } else if changed
-            && let Some(first) = &self.first_line
-            && !first.still_there(&self.file)?
-        {
-            rotation = Some(Rotation::FirstLineChanged);
+        } else if changed && !self.fingerprint.refresh(&self.file)? {
+            rotation = Some(Rotation::Rewritten);
         }
         if rotation.is_some() {
             self.resume_at(0);
-            self.first_line = None;
-        }
-        if self.first_line.is_none() && size > 0 {
-            self.first_line = FirstLine::read(&self.file)?;
+            self.fingerprint = Fingerprint::read(&self.file)?;
         }
         Ok(rotation)
     }
