@@ -7,6 +7,7 @@
 //! option may be shortened to any unambiguous prefix (`--sock`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::value::PyValue;
 
@@ -80,8 +81,8 @@ pub enum Plan {
     /// Send these commands in order on one connection, printing each reply.
     Send {
         commands: Vec<Vec<String>>,
-        /// `ping TIMEOUT`'s timeout, in seconds.
-        timeout: Option<f64>,
+        /// `ping TIMEOUT`'s timeout for each reply.
+        timeout: Option<Duration>,
     },
     /// A malformed client-side command; the message is logged as an error.
     Invalid(String),
@@ -267,10 +268,16 @@ pub fn plan(args: &[String]) -> Plan {
             Plan::Reload { jail, options }
         }
         "ping" if args.len() > 1 => match args[1].trim().parse::<f64>() {
-            Ok(t) if t.is_finite() => Plan::Send {
+            // -1 is Python's "no timeout".
+            Ok(-1.0) => Plan::Send {
                 commands: vec![args.to_vec()],
-                timeout: Some(t),
+                timeout: None,
             },
+            Ok(t) if t.is_finite() && t >= 0.0 => Plan::Send {
+                commands: vec![args.to_vec()],
+                timeout: Some(Duration::from_secs_f64(t)),
+            },
+            Ok(t) if t.is_finite() => Plan::Invalid("Timeout value must be non-negative".into()),
             _ => Plan::Invalid(format!(
                 "could not convert string to float: {}",
                 PyValue::str(args[1].clone()).repr()
@@ -377,11 +384,13 @@ mod tests {
             plan(&argv("reload sshd --unban")),
             Plan::Invalid("Unexpected argument(s) for reload: ['sshd', '--unban']".into())
         );
+        assert!(matches!(plan(&argv("ping -3")), Plan::Invalid(_)));
+        assert!(matches!(plan(&argv("ping soon")), Plan::Invalid(_)));
         assert_eq!(
             plan(&argv("ping 0.5")),
             Plan::Send {
                 commands: vec![argv("ping 0.5")],
-                timeout: Some(0.5)
+                timeout: Some(Duration::from_millis(500))
             }
         );
     }

@@ -821,3 +821,121 @@ fn concurrent_clients_limits_and_idle_connections() {
     assert_answers(&socket);
     drop(server);
 }
+
+/// The same command line sends the same commands, whichever client parses it.
+#[test]
+fn command_line_grammar_matches_fail2ban_client() {
+    use rampart_control::cli::{Invocation, Plan, parse_args, plan, reload_command};
+
+    let dir = TempDir::new("grammar");
+    let socket = dir.path("g.sock");
+    let conf = write_conf(&dir, &socket);
+    std::fs::write(dir.path("sshd.log"), "").unwrap();
+    std::fs::write(
+        conf.join("jail.local"),
+        format!(
+            "[sshd]\nenabled = true\nbackend = polling\nlogpath = {}\n",
+            dir.path("sshd.log").display()
+        ),
+    )
+    .unwrap();
+    let received: Arc<Mutex<Vec<Vec<PyValue>>>> = Arc::default();
+    let log = Arc::clone(&received);
+    let server = ControlServer::start(&socket, move |r: &Request| {
+        log.lock().unwrap().push(r.values().to_vec());
+        transmitter(r)
+    })
+    .unwrap();
+    let take = || std::mem::take(&mut *received.lock().unwrap());
+
+    let conf_arg = conf.display().to_string();
+    let sock_arg = socket.display().to_string();
+    let lines = [
+        "-c {conf} -s {sock} status sshd",
+        "-c{conf} --socket={sock} -vv get sshd bantime",
+        "--conf {conf} --sock {sock} -q status -v",
+        "-c {conf} -s {sock} -- unban --all",
+        "-c {conf} -s {sock} set sshd banip 192.0.2.1 192.0.2.2",
+        "-c {conf} -s {sock} ping 2.5",
+        "-c {conf} -s {sock} reload",
+        "-c {conf} -s {sock} reload --unban --restart sshd",
+        "-c {conf} -s {sock} restart --unban sshd",
+        "-c {conf} -s {sock} reload sshd --unban",
+    ];
+    for line in lines {
+        let argv: Vec<String> = line
+            .split(' ')
+            .map(|w| w.replace("{conf}", &conf_arg).replace("{sock}", &sock_arg))
+            .collect();
+        let argv_refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mut cmd = rampart_reference::fail2ban()
+            .script("fail2ban-client")
+            .unwrap();
+        let real = cmd.args(&argv_refs).stdin(Stdio::null()).output().unwrap();
+        let theirs = take();
+
+        let Invocation::Run { options, args } = parse_args(&argv) else {
+            panic!("{line}: not a run");
+        };
+        assert_eq!(options.socket.as_deref(), Some(socket.as_path()), "{line}");
+        assert_eq!(options.conf.as_deref(), Some(conf.as_path()), "{line}");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let ok = match plan(&args) {
+            Plan::Send { commands, timeout } => {
+                let commands: Vec<Vec<PyValue>> = commands
+                    .iter()
+                    .map(|c| c.iter().map(|w| PyValue::str(w.clone())).collect())
+                    .collect();
+                rampart_control::run_commands(&socket, &commands, timeout, true, &mut out, &mut err)
+            }
+            Plan::Reload { jail, options } => {
+                // The stream is the daemon's to build; send the one the real client sent.
+                let stream = theirs
+                    .iter()
+                    .find(|c| c.first() == Some(&PyValue::str("reload")))
+                    .and_then(|c| c.get(3))
+                    .and_then(PyValue::as_seq)
+                    .map(<[PyValue]>::to_vec)
+                    .unwrap_or_default();
+                let ping = vec![PyValue::str("ping")];
+                let reload = reload_command(jail.as_deref(), &options, stream);
+                rampart_control::run_commands(&socket, &[ping], None, false, &mut out, &mut err)
+                    && rampart_control::run_commands(
+                        &socket,
+                        &[reload],
+                        None,
+                        true,
+                        &mut out,
+                        &mut err,
+                    )
+            }
+            Plan::Invalid(message) => {
+                let stderr = String::from_utf8_lossy(&real.stderr);
+                assert!(
+                    stderr.contains(&message),
+                    "{line}: {message:?} not in {stderr:?}"
+                );
+                false
+            }
+            other => panic!("{line}: unexpected plan {other:?}"),
+        };
+        let ours = take();
+        assert_eq!(ours, theirs, "{line}: commands sent");
+        if line.ends_with("sshd --unban") {
+            assert!(theirs.is_empty(), "{line}: an invalid reload was sent");
+        } else {
+            assert!(!theirs.is_empty(), "{line}: the real client sent nothing");
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8_lossy(&real.stdout),
+            "{line}: output"
+        );
+        assert_eq!(
+            if ok { EXIT_OK } else { EXIT_FAILURE },
+            real.status.code().unwrap(),
+            "{line}: exit code"
+        );
+    }
+    drop(server);
+}
