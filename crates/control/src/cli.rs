@@ -290,6 +290,107 @@ pub fn plan(args: &[String]) -> Plan {
     }
 }
 
+/// The help text for `-h`, for a usage error, or for no command at all.
+pub fn usage(program: &str) -> String {
+    let mut text = format!(
+        "Usage: {program} [OPTIONS] <COMMAND>\n\n\
+         Talks to the rampart (or fail2ban) server over its control socket.\n\n\
+         Options:\n"
+    );
+    let options = [
+        (
+            "-c, --conf <DIR>",
+            "configuration directory (default /etc/fail2ban)",
+        ),
+        (
+            "-s, --socket <FILE>",
+            "control socket (default: from fail2ban.conf)",
+        ),
+        ("-p, --pidfile <FILE>", "pid file of the server"),
+        ("--pname <NAME>", "process name of a server this starts"),
+        ("--loglevel <LEVEL>", "log level for a server this starts"),
+        (
+            "--logtarget <TARGET>",
+            "log target: a file, STDOUT, STDERR, SYSLOG, SYSTEMD-JOURNAL",
+        ),
+        (
+            "--syslogsocket auto|<FILE>",
+            "syslog socket for a server this starts",
+        ),
+        (
+            "-d, --dp, --dump-pretty",
+            "print the configuration as the commands sent to the server",
+        ),
+        ("-t, --test", "check the configuration"),
+        ("-i", "interactive: read commands from the terminal"),
+        ("-v, -q", "more or less output"),
+        ("-x", "remove a stale socket when starting the server"),
+        (
+            "-b, -f",
+            "start the server in the background (default) or foreground",
+        ),
+        (
+            "--async",
+            "internal: start the server without reading the configuration",
+        ),
+        (
+            "--timeout <TIME>",
+            "how long to wait for the server to start",
+        ),
+        (
+            "--str2sec <TIME>",
+            "print a time abbreviation (1h30m) in seconds",
+        ),
+        ("-h, --help", "this text"),
+        ("-V, --version", "the version (-V: machine-readable)"),
+    ];
+    let commands = [
+        (
+            "start | restart | stop",
+            "start, restart or stop the server and its jails",
+        ),
+        (
+            "reload [--restart] [--unban] [--all|JAIL]",
+            "re-read the configuration",
+        ),
+        (
+            "status [JAIL [FLAVOR]]",
+            "the server's jails, or one jail's counters and bans",
+        ),
+        (
+            "ping | version",
+            "check that the server answers; its version",
+        ),
+        (
+            "banned [IP...]",
+            "banned addresses by jail, or the jails banning each IP",
+        ),
+        (
+            "unban --all | IP...",
+            "lift bans in every jail and the database",
+        ),
+        ("start JAIL | stop JAIL", "start or remove one jail"),
+        ("set JAIL banip|unbanip IP...", "ban or unban by hand"),
+        (
+            "get JAIL OPTION, set JAIL OPTION VALUE",
+            "read or change a jail's settings",
+        ),
+        (
+            "get|set loglevel|logtarget|dbfile|dbpurgeage ...",
+            "server settings",
+        ),
+        ("flushlogs", "reopen the log file (after rotation)"),
+    ];
+    for (name, what) in options {
+        text.push_str(&format!("    {name:<28} {what}\n"));
+    }
+    text.push_str("\nCommands:\n");
+    for (name, what) in commands {
+        text.push_str(&format!("    {name:<48} {what}\n"));
+    }
+    text
+}
+
 /// The `reload` command as fail2ban-client sends it: the jail (or `--all`), the
 /// options, and the configuration stream read by the client.
 pub fn reload_command(
@@ -353,6 +454,21 @@ mod tests {
             parse_args(&argv("--str2sec 1h")),
             Invocation::Str2Sec("1h".into())
         );
+    }
+
+    #[test]
+    fn usage_lists_every_option() {
+        let text = usage("rampart");
+        assert!(text.starts_with("Usage: rampart [OPTIONS] <COMMAND>"));
+        for (name, _) in LONG {
+            assert!(
+                text.contains(&format!("--{name}")),
+                "--{name} missing from usage"
+            );
+        }
+        for c in SHORT_WITH_VALUE.chars().chain(SHORT_FLAGS.chars()) {
+            assert!(text.contains(&format!("-{c}")), "-{c} missing from usage");
+        }
     }
 
     #[test]

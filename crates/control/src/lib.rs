@@ -20,6 +20,24 @@
 //!   grammar, the commands it sends, and the text it prints for every reply (status
 //!   trees, "Current …" answers, Python's `print()` of everything else), with its exit
 //!   codes (0, or 255 on any failure).
+//!
+//! ```no_run
+//! use rampart_control::{ControlServer, PyException, PyValue, Request};
+//!
+//! let server = ControlServer::start("/run/rampart/rampart.sock", |r: &Request| {
+//!     match r.words() {
+//!         [w] if w == "ping" => Ok(PyValue::str("pong")),
+//!         [w] if w == "stop" => {
+//!             r.stop_server(); // after this reply has been sent
+//!             Ok(PyValue::None)
+//!         }
+//!         [w, jail] if w == "status" => Err(PyException::unknown_jail(jail.as_str())),
+//!         _ => Err(PyException::failed("Invalid command")),
+//!     }
+//! })?;
+//! server.wait();
+//! # Ok::<(), rampart_control::ServerError>(())
+//! ```
 
 pub mod beautify;
 pub mod cli;

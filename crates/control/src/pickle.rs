@@ -315,7 +315,7 @@ impl Decoder<'_> {
                     self.push(Node::Leaf(PyValue::Int(v)));
                 }
                 op::LONG4 => {
-                    let n = self.len32(at)?;
+                    let n = self.len32()?;
                     let bytes = self.take(n)?;
                     let v = long_from_bytes(bytes).ok_or(malformed(at, "integer too large"))?;
                     self.push(Node::Leaf(PyValue::Int(v)));
@@ -350,7 +350,7 @@ impl Decoder<'_> {
                     self.push(Node::Leaf(PyValue::Str(s)));
                 }
                 op::BINUNICODE => {
-                    let n = self.len32(at)?;
+                    let n = self.len32()?;
                     let s = self.utf8(n, at)?;
                     self.push(Node::Leaf(PyValue::Str(s)));
                 }
@@ -365,7 +365,7 @@ impl Decoder<'_> {
                     self.push(Node::Leaf(PyValue::Bytes(b)));
                 }
                 op::BINBYTES => {
-                    let n = self.len32(at)?;
+                    let n = self.len32()?;
                     let b = self.take(n)?.to_vec();
                     self.push(Node::Leaf(PyValue::Bytes(b)));
                 }
@@ -589,7 +589,7 @@ impl Decoder<'_> {
         Ok(a)
     }
 
-    fn len32(&mut self, _at: usize) -> Result<usize, DecodeError> {
+    fn len32(&mut self) -> Result<usize, DecodeError> {
         Ok(u32::from_le_bytes(self.array()?) as usize)
     }
 
