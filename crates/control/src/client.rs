@@ -109,8 +109,19 @@ impl Client {
                 path: self.path.clone(),
                 source,
             })?;
-        let message = match self.framer.next_message(&mut self.stream, MAX_REPLY_BYTES) {
-            Ok(Some(m)) => m,
+        // A reply cut at terminator bytes inside its text decodes as truncated; the
+        // real end is further on.
+        let decoded =
+            self.framer.next_frame(
+                &mut self.stream,
+                MAX_REPLY_BYTES,
+                |m| match pickle::decode(m) {
+                    Err(DecodeError::Truncated(_)) => None,
+                    other => Some(other),
+                },
+            );
+        let decoded = match decoded {
+            Ok(Some(d)) => d,
             Ok(None) | Err(FrameError::Truncated) => {
                 return Err(ClientError::Closed {
                     path: self.path.clone(),
@@ -129,7 +140,7 @@ impl Client {
                 });
             }
         };
-        let value = pickle::decode(&message).map_err(|source| ClientError::Decode {
+        let value = decoded.map_err(|source| ClientError::Decode {
             path: self.path.clone(),
             source,
         })?;

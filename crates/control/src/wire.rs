@@ -16,14 +16,14 @@ pub(crate) enum FrameError {
     Truncated,
 }
 
-/// Splits a byte stream into messages. Like fail2ban's server, a message ends at the
-/// first terminator (a pickle that happens to contain the terminator bytes is cut
-/// there, and then fails to decode).
+/// Splits a byte stream into messages. Like fail2ban's server, [`Framer::next_message`]
+/// ends a message at the first terminator (a request that happens to contain the
+/// terminator bytes is cut there, and then fails to decode).
 #[derive(Debug, Default)]
 pub(crate) struct Framer {
     buf: Vec<u8>,
-    /// How far `buf` has been searched for the terminator already.
-    scanned: usize,
+    /// Where in `buf` the search for the terminator resumes.
+    from: usize,
 }
 
 impl Framer {
@@ -34,14 +34,27 @@ impl Framer {
         reader: &mut impl Read,
         limit: usize,
     ) -> Result<Option<Vec<u8>>, FrameError> {
+        self.next_frame(reader, limit, |m| Some(m.to_vec()))
+    }
+
+    /// The next message that `accept` takes: a terminator is the end of the message
+    /// only if `accept` returns `Some` for the bytes before it, so that a reply whose
+    /// text contains the terminator bytes is not cut short.
+    pub(crate) fn next_frame<T>(
+        &mut self,
+        reader: &mut impl Read,
+        limit: usize,
+        mut accept: impl FnMut(&[u8]) -> Option<T>,
+    ) -> Result<Option<T>, FrameError> {
         let mut chunk = [0u8; 16 * 1024];
         loop {
-            if let Some(end) = self.find_end() {
-                let rest = self.buf.split_off(end + END.len());
-                let mut message = std::mem::replace(&mut self.buf, rest);
-                message.truncate(end);
-                self.scanned = 0;
-                return Ok(Some(message));
+            while let Some(end) = self.find_end() {
+                if let Some(taken) = accept(&self.buf[..end]) {
+                    self.buf.drain(..end + END.len());
+                    self.from = 0;
+                    return Ok(Some(taken));
+                }
+                self.from = end + 1;
             }
             if self.buf.len() > limit {
                 return Err(FrameError::TooLarge(limit));
@@ -62,14 +75,18 @@ impl Framer {
         }
     }
 
+    /// The first terminator at or after `from`; when there is none, `from` moves to
+    /// where one could still begin (it may straddle two reads).
     fn find_end(&mut self) -> Option<usize> {
-        // Resume a little before the old end: the terminator may straddle two reads.
-        let start = self.scanned.saturating_sub(END.len() - 1);
-        let found = self.buf[start..]
+        let found = self
+            .buf
+            .get(self.from..)?
             .windows(END.len())
             .position(|w| w == END)
-            .map(|i| start + i);
-        self.scanned = self.buf.len();
+            .map(|i| self.from + i);
+        if found.is_none() {
+            self.from = self.from.max(self.buf.len().saturating_sub(END.len() - 1));
+        }
         found
     }
 }
@@ -110,6 +127,30 @@ mod tests {
             Some(b"de".to_vec())
         );
         assert!(matches!(framer.next_message(&mut r, 100), Ok(None)));
+    }
+
+    #[test]
+    fn a_terminator_inside_a_message_can_be_skipped() {
+        let mut stream = b"a".to_vec();
+        stream.extend_from_slice(END);
+        stream.extend_from_slice(b"b");
+        stream.extend_from_slice(END);
+        stream.extend_from_slice(b"c");
+        stream.extend_from_slice(END);
+        let mut framer = Framer::default();
+        let mut r = Trickle(&stream);
+        let whole = |m: &[u8]| m.ends_with(b"b").then(|| m.to_vec());
+        let mut first = b"a".to_vec();
+        first.extend_from_slice(END);
+        first.push(b'b');
+        assert_eq!(
+            framer.next_frame(&mut r, 100, whole).ok().flatten(),
+            Some(first)
+        );
+        assert_eq!(
+            framer.next_message(&mut r, 100).ok().flatten(),
+            Some(b"c".to_vec())
+        );
     }
 
     #[test]

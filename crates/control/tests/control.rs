@@ -939,3 +939,27 @@ fn command_line_grammar_matches_fail2ban_client() {
     }
     drop(server);
 }
+
+/// Log text can contain anything, the terminator included; a reply carrying it still
+/// arrives whole.
+#[test]
+fn terminator_bytes_inside_a_reply() {
+    let dir = TempDir::new("terminator");
+    let socket = dir.path("t.sock");
+    let tricky = format!("before{}after", String::from_utf8_lossy(END));
+    let reply = PyValue::List(vec![
+        PyValue::str(tricky.clone()),
+        PyValue::str_list(["x"; 3000]),
+    ]);
+    let sent = reply.clone();
+    let server = ControlServer::start(&socket, move |_: &Request| Ok(sent.clone())).unwrap();
+    let mut c = Client::connect(&socket).unwrap();
+    for _ in 0..3 {
+        let r = c
+            .send(&["get".into(), "sshd".into(), "failregex".into()])
+            .unwrap();
+        assert_eq!(r.value, reply);
+    }
+    drop(c);
+    drop(server);
+}
