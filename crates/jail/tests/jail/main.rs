@@ -1,0 +1,6 @@
+//! Integration tests of rampart-jail (one binary: links once).
+
+// Test helpers outside #[test] functions read generated JSON they built themselves.
+#![allow(clippy::unwrap_used)]
+
+mod differential;
