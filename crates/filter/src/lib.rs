@@ -602,6 +602,9 @@ fn find_in_buffer(
         return failures;
     }
 
+    // Candidates found on a text stay valid (a superset) for any part of it, which is
+    // all a single line's buffer ever becomes; several lines can change more.
+    let mut candidates_valid = false;
     let mut pre_groups: Option<FailData> = None;
     if let Some(pref) = &regexes.prefregex {
         if !multi {
@@ -625,6 +628,7 @@ fn find_in_buffer(
                 };
                 return failures;
             }
+            candidates_valid = true;
         }
         let split = state.run(pref, buf, org);
         state.prefregex_matched = split.is_some();
@@ -639,12 +643,11 @@ fn find_in_buffer(
         pre_groups = Some(groups);
     }
 
-    let mut candidates_valid = false;
     for (index, regex) in regexes.failregex.iter().enumerate() {
         if !buf_valid {
             lines::join_into(&state.line_buffer, buf);
             buf_valid = true;
-            candidates_valid = false;
+            candidates_valid &= !multi;
         }
         if !candidates_valid {
             regexes

@@ -6,7 +6,7 @@
 //! rules decide when a `<F-NOFAIL>` line becomes part of a failure and when access
 //! gained (`<F-MLFGAINED>`) cancels pending ones.
 
-use std::collections::VecDeque;
+use indexmap::IndexMap;
 
 use crate::data::{FailData, Keys, Value, keys};
 use crate::lines::TupleLine;
@@ -14,57 +14,62 @@ use crate::lines::TupleLine;
 const MAX_ENTRIES: usize = 100;
 const TTL_SECONDS: f64 = 300.0;
 
-/// What is known per multi-line failure id.
+/// What is known per multi-line failure id, oldest first. Every sshd line looks its
+/// connection up here, so lookups are hashed rather than a scan over 100 ids that
+/// share their first bytes.
 #[derive(Debug, Default)]
 pub(crate) struct MlfidCache {
-    entries: VecDeque<Entry>,
+    entries: IndexMap<String, Entry>,
 }
 
 #[derive(Debug)]
 struct Entry {
-    id: String,
     data: FailData,
     expires: f64,
 }
 
 impl MlfidCache {
     fn get(&mut self, id: &str, now: f64) -> Option<FailData> {
-        let pos = self.entries.iter().position(|e| e.id == id)?;
-        if self.entries[pos].expires > now {
-            return Some(self.entries[pos].data.clone());
+        let pos = self.entries.get_index_of(id)?;
+        match self.entries.get_index(pos) {
+            Some((_, e)) if e.expires > now => Some(e.data.clone()),
+            _ => {
+                self.entries.shift_remove_index(pos);
+                None
+            }
         }
-        self.entries.remove(pos);
-        None
     }
 
     /// Adds a new id; when full, drops ids from the oldest end up to and including the
     /// first one that has not expired.
     fn insert(&mut self, id: &str, data: FailData, now: f64) {
         if self.entries.len() >= MAX_ENTRIES {
-            while let Some(e) = self.entries.pop_front() {
+            while let Some((_, e)) = self.entries.shift_remove_index(0) {
                 if e.expires > now && self.entries.len() < MAX_ENTRIES {
                     break;
                 }
             }
         }
-        self.entries.push_back(Entry {
-            id: id.to_string(),
-            data,
-            expires: now + TTL_SECONDS,
-        });
+        // A new id goes to the young end, as an append would put it.
+        self.entries.shift_remove(id);
+        self.entries.insert(
+            id.to_string(),
+            Entry {
+                data,
+                expires: now + TTL_SECONDS,
+            },
+        );
     }
 
     /// Replaces the data of a cached id in place (its position and expiry stay).
     pub(crate) fn update(&mut self, id: &str, data: &FailData) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
+        if let Some(e) = self.entries.get_mut(id) {
             e.data = data.clone();
         }
     }
 
     fn remove(&mut self, id: &str) {
-        if let Some(pos) = self.entries.iter().position(|e| e.id == id) {
-            self.entries.remove(pos);
-        }
+        self.entries.shift_remove(id);
     }
 
     pub(crate) fn clear(&mut self) {

@@ -146,7 +146,8 @@ pub(crate) fn to_fancy(node: &Node) -> String {
     out
 }
 
-/// The same pattern for PCRE2 (UTF mode, no UCP: `\b` is ASCII there).
+/// The same pattern for PCRE2. Nothing in it depends on PCRE2's own idea of word
+/// characters or case (UCP may be on): every class and boundary is spelled out.
 #[cfg(feature = "pcre2")]
 pub(crate) fn to_pcre2(node: &Node) -> String {
     let mut out = String::new();
@@ -220,11 +221,13 @@ fn fancy(node: &Node, out: &mut String, dialect: Dialect) {
             Assertion::TextEnd => out.push_str("\\z"),
             Assertion::Boundary { ascii: true } => out.push_str(match dialect {
                 Dialect::Fancy => "(?-u:\\b)",
-                Dialect::Pcre2 => "\\b",
+                Dialect::Pcre2 => "(?:(?<=[0-9A-Za-z_])(?![0-9A-Za-z_])|(?<![0-9A-Za-z_])(?=[0-9A-Za-z_]))",
             }),
             Assertion::NotBoundary { ascii: true } => out.push_str(match dialect {
                 Dialect::Fancy => "(?:(?-u:\\B)(?!\\A\\z))",
-                Dialect::Pcre2 => "(?:\\B(?!\\A\\z))",
+                Dialect::Pcre2 => {
+                    "(?:(?<=[0-9A-Za-z_])(?=[0-9A-Za-z_])|(?<![0-9A-Za-z_])(?![0-9A-Za-z_]))(?!\\A\\z)"
+                }
             }),
             Assertion::NotBetweenWords { ascii: true } => {
                 out.push_str("(?:(?<![0-9A-Za-z_])|(?![0-9A-Za-z_]))");

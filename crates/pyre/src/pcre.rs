@@ -35,8 +35,12 @@ impl Pcre {
     /// numbering would differ from Python's.
     pub(crate) fn new(tree: &ast::Node, group_count: usize) -> Option<Pcre> {
         let text = lower::to_pcre2(tree);
+        // UCP brings PCRE2_MATCH_INVALID_UTF, which spares a validity scan of every
+        // haystack (ours are `str`s, valid by construction); the emission does not
+        // use anything UCP changes.
         let regex = RegexBuilder::new()
             .utf(true)
+            .ucp(true)
             .jit_if_available(true)
             .build(&text)
             .ok()?;

@@ -273,7 +273,6 @@ impl Run<'_> {
             }
             let (text, replaced) = encoding.decode(bytes);
             undecodable += u64::from(replaced);
-            let text = text.into_owned();
             self.process(&text, number)?;
             if number.is_multiple_of(4096) {
                 progress.update(reader.consumed, number);
