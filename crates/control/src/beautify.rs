@@ -9,157 +9,166 @@ use crate::value::{PyException, PyValue};
 /// The text `fail2ban-client` prints for a successful reply to `command`.
 ///
 /// A reply whose shape does not fit the command prints as the Python client's
-/// fallback does: the reply's `repr()` twice (its warning goes to standard error; see
-/// [`beautify_strict`] to tell the cases apart).
+/// fallback does: the `repr()` of the text built so far, then the reply's `repr()`
+/// (its warning goes to standard error; see [`beautify_strict`] to tell the cases
+/// apart).
 pub fn beautify(command: &[String], response: &PyValue) -> String {
-    beautify_strict(command, response).unwrap_or_else(|| fallback(response))
-}
-
-/// What the Python client prints when its formatting fails on an odd reply.
-pub fn fallback(response: &PyValue) -> String {
-    let r = response.repr();
-    format!("{r}{r}")
+    match render(command, response) {
+        Ok(msg) => msg.to_string(),
+        Err(partial) => format!("{}{}", partial.repr(), response.repr()),
+    }
 }
 
 /// Like [`beautify`], but `None` when the reply does not have the shape the command
 /// calls for.
 pub fn beautify_strict(command: &[String], response: &PyValue) -> Option<String> {
+    render(command, response).ok().map(|msg| msg.to_string())
+}
+
+/// What the client prints (`Ok`), or what it had built when the reply turned out not
+/// to fit (`Err`), mirroring the Python beautifier step by step: it starts from the
+/// reply itself and replaces it piece by piece.
+fn render(command: &[String], response: &PyValue) -> Result<PyValue, PyValue> {
     let word = |i: usize| command.get(i).map(String::as_str);
-    let text = |v: &PyValue| v.as_str().map(str::to_string);
+    let unchanged = || response.clone();
+    let text = |s: String| Ok(PyValue::Str(s));
     match word(0) {
-        Some("ping") => return Some(format!("Server replied: {}", text(response)?)),
-        Some("version") => return Some(response.to_string()),
-        Some("start") => return Some("Jail started".into()),
+        Some("ping") => {
+            return text(format!(
+                "Server replied: {}",
+                as_str(response).ok_or_else(unchanged)?
+            ));
+        }
+        Some("version") => return Ok(unchanged()),
+        Some("start") => return text("Jail started".into()),
         Some("stop") => {
-            return Some(match (command.len(), response) {
-                (1, PyValue::None) => "Shutdown successful".into(),
-                (_, PyValue::None) => "Jail stopped".into(),
-                _ => response.to_string(),
-            });
+            return match (command.len(), response) {
+                (1, PyValue::None) => text("Shutdown successful".into()),
+                (n, PyValue::None) if n != 1 => text("Jail stopped".into()),
+                _ => Ok(unchanged()),
+            };
         }
-        Some("add") => return Some(format!("Added jail {}", text(response)?)),
-        Some("flushlogs") => return Some(format!("logs: {}", text(response)?)),
-        Some("echo") => {
-            let words: Option<Vec<String>> = seq(response)?.iter().map(text).collect();
-            return Some(words?.join(" "));
+        Some("add") => {
+            return text(format!(
+                "Added jail {}",
+                as_str(response).ok_or_else(unchanged)?
+            ));
         }
-        Some("status") => return status(command, response),
+        Some("flushlogs") => {
+            return text(format!("logs: {}", as_str(response).ok_or_else(unchanged)?));
+        }
+        Some("echo") => return text(join(" ", response).ok_or_else(unchanged)?),
+        Some("status") => return status(command, response).map(PyValue::Str),
         _ => {}
     }
     let Some(second) = word(1) else {
-        return Some(response.to_string());
+        return Ok(unchanged());
+    };
+    // From here on a failure keeps the heading already written, as in Python.
+    let headed = |heading: &str, rest: Option<String>| match rest {
+        Some(rest) => Ok(PyValue::Str(format!("{heading}{rest}"))),
+        None => Err(PyValue::str(heading)),
     };
     match second {
         "syslogsocket" => {
-            return Some(format!("Current syslog socket is:\n`- {}", text(response)?));
+            return headed(
+                "Current syslog socket is:\n",
+                as_str(response).map(|s| format!("`- {s}")),
+            );
         }
         "logtarget" => {
-            return Some(format!(
-                "Current logging target is:\n`- {}",
-                text(response)?
-            ));
+            return headed(
+                "Current logging target is:\n",
+                as_str(response).map(|s| format!("`- {s}")),
+            );
         }
         "loglevel" => {
             let level = match response {
                 PyValue::Int(n) => PyValue::Str(level_name(*n)),
+                // A bool is an int to Python.
+                PyValue::Bool(b) => PyValue::Str(level_name(i64::from(*b))),
                 other => other.clone(),
             };
-            return Some(format!("Current logging level is {}", level.repr()));
+            return text(format!("Current logging level is {}", level.repr()));
         }
         "dbfile" => {
-            return Some(match response {
-                PyValue::None => "Database currently disabled".into(),
-                other => format!("Current database file is:\n`- {}", text(other)?),
-            });
+            if *response == PyValue::None {
+                return text("Database currently disabled".into());
+            }
+            return headed(
+                "Current database file is:\n",
+                as_str(response).map(|s| format!("`- {s}")),
+            );
         }
         "dbpurgeage" => {
-            let seconds = match response {
-                PyValue::None => return Some("Database currently disabled".into()),
-                PyValue::Int(n) => *n,
-                PyValue::Bool(b) => i64::from(*b),
-                // `%i` truncates a float toward zero.
-                PyValue::Float(x) if x.is_finite() => *x as i64,
-                _ => return None,
-            };
-            return Some(format!(
-                "Current database purge age is:\n`- {seconds}seconds"
-            ));
+            if *response == PyValue::None {
+                return text("Database currently disabled".into());
+            }
+            let seconds = percent_i(response).map(|n| format!("`- {n}seconds"));
+            return headed("Current database purge age is:\n", seconds);
         }
         _ => {}
     }
     let Some(third) = word(2) else {
-        return Some(response.to_string());
+        return Ok(unchanged());
     };
     let jail = second;
-    Some(match third {
+    match third {
         "logpath" | "addlogpath" | "dellogpath" => tree(
             response,
             "No file is currently monitored",
-            "Current monitored log file(s):",
-        )?,
-        "logencoding" => format!("Current log encoding is set to:\n{}", text(response)?),
+            "Current monitored log file(s):\n",
+            |_, item| item.to_string(),
+        ),
+        "logencoding" => headed(
+            "Current log encoding is set to:\n",
+            as_str(response).map(String::from),
+        ),
         "journalmatch" | "addjournalmatch" | "deljournalmatch" => {
-            let matches = seq(response)?;
-            if matches.is_empty() {
-                "No journal match filter set".into()
-            } else {
-                let groups: Option<Vec<String>> = matches
-                    .iter()
-                    .map(|m| {
-                        let words: Option<Vec<String>> = seq(m)?.iter().map(text).collect();
-                        Some(words?.join(" "))
-                    })
-                    .collect();
-                format!("Current match filter:\n{}", groups?.join(" + "))
+            if py_len(response).ok_or_else(unchanged)? == 0 {
+                return text("No journal match filter set".into());
             }
+            let groups: Option<Vec<String>> =
+                py_iter(response).and_then(|items| items.iter().map(|m| join(" ", m)).collect());
+            headed("Current match filter:\n", groups.map(|g| g.join(" + ")))
         }
         "datepattern" => {
             let shown = match response {
-                PyValue::None => "Not set/required".to_string(),
-                PyValue::Tuple(pair) | PyValue::List(pair) if pair.len() >= 2 => {
-                    match (&pair[0], response) {
-                        (PyValue::None, _) => pair[1].to_string(),
-                        (_, PyValue::Tuple(_)) if pair.len() == 2 => {
-                            format!("{} ({})", pair[0], pair[1])
+                PyValue::None => Some("Not set/required".to_string()),
+                _ => match py_index(response, 0) {
+                    Some(PyValue::None) => py_index(response, 1).and_then(|v| percent_s(&v)),
+                    Some(_) => match response {
+                        PyValue::Tuple(pair) if pair.len() == 2 => {
+                            Some(format!("{} ({})", pair[0], pair[1]))
                         }
-                        _ => return None,
-                    }
-                }
-                _ => return None,
+                        _ => None,
+                    },
+                    None => None,
+                },
             };
-            format!("Current date pattern set to: {shown}")
+            headed("Current date pattern set to: ", shown)
         }
         "ignoreip" | "addignoreip" | "delignoreip" => tree(
             response,
             "No IP address/network is ignored",
-            "These IP addresses/networks are ignored:",
-        )?,
+            "These IP addresses/networks are ignored:\n",
+            |_, item| item.to_string(),
+        ),
         "failregex" | "addfailregex" | "delfailregex" | "ignoreregex" | "addignoreregex"
-        | "delignoreregex" => {
-            let regexes: Option<Vec<String>> = seq(response)?.iter().map(text).collect();
-            let regexes = regexes?;
-            if regexes.is_empty() {
-                "No regular expression is defined".into()
-            } else {
-                let mut out = String::from("The following regular expression are defined:");
-                for (n, r) in regexes.iter().enumerate() {
-                    let branch = if n + 1 == regexes.len() { "`-" } else { "|-" };
-                    out.push_str(&format!("\n{branch} [{n}]: {r}"));
-                }
-                out
-            }
-        }
+        | "delignoreregex" => tree(
+            response,
+            "No regular expression is defined",
+            "The following regular expression are defined:\n",
+            |n, item| format!("[{n}]: {item}"),
+        ),
         "actions" => {
-            let names: Option<Vec<String>> = seq(response)?.iter().map(text).collect();
-            let names = names?;
-            if names.is_empty() {
-                format!("No actions for jail {jail}")
-            } else {
-                format!(
-                    "The jail {jail} has the following actions:\n{}",
-                    names.join(", ")
-                )
+            if py_len(response).ok_or_else(unchanged)? == 0 {
+                return text(format!("No actions for jail {jail}"));
             }
+            headed(
+                &format!("The jail {jail} has the following actions:\n"),
+                join(", ", response),
+            )
         }
         kind @ ("actionproperties" | "actionmethods") => {
             let what = if kind == "actionproperties" {
@@ -167,32 +176,29 @@ pub fn beautify_strict(command: &[String], response: &PyValue) -> Option<String>
             } else {
                 "methods"
             };
-            let names: Option<Vec<String>> = seq(response)?.iter().map(text).collect();
-            let names = names?;
-            let action = word(3)?;
-            if names.is_empty() {
-                format!("No {what} for jail {jail} action {action}")
-            } else {
-                format!(
-                    "The jail {jail} action {action} has the following {what}:\n{}",
-                    names.join(", ")
-                )
+            let len = py_len(response).ok_or_else(unchanged)?;
+            let action = word(3).ok_or_else(unchanged)?;
+            if len == 0 {
+                return text(format!("No {what} for jail {jail} action {action}"));
             }
+            headed(
+                &format!("The jail {jail} action {action} has the following {what}:\n"),
+                join(", ", response),
+            )
         }
         "banip" if word(0) == Some("get") => match response {
-            PyValue::List(items) => {
+            PyValue::List(_) => {
                 let sep = match word(3) {
                     None => " ",
                     Some("--with-time") => "\n",
                     Some(sep) => sep,
                 };
-                let items: Option<Vec<String>> = items.iter().map(text).collect();
-                items?.join(sep)
+                text(join(sep, response).ok_or_else(unchanged)?)
             }
-            other => other.to_string(),
+            _ => Ok(unchanged()),
         },
-        _ => response.to_string(),
-    })
+        _ => Ok(unchanged()),
+    }
 }
 
 /// The text printed for an error reply.
@@ -218,36 +224,49 @@ fn beautify_exception(e: &PyException) -> String {
     e.to_string()
 }
 
-fn status(command: &[String], response: &PyValue) -> Option<String> {
-    let mut lines = Vec::new();
-    let sections = seq(response)?;
-    if let Some(jail) = command.get(1) {
-        lines.push(format!("Status for the jail: {jail}"));
+/// The `status` trees. On a misfit, the lines written so far are what Python had.
+fn status(command: &[String], response: &PyValue) -> Result<String, PyValue> {
+    let partial = |lines: &[String]| PyValue::str_list(lines.iter().cloned());
+    let mut lines = vec![match command.get(1) {
+        Some(jail) => format!("Status for the jail: {jail}"),
+        None => "Status".to_string(),
+    }];
+    let sections = py_iter(response).ok_or_else(|| partial(&lines))?;
+    let count = sections.len();
+    let branch = |n: usize, count: usize| if n + 1 == count { "`-" } else { "|-" };
+    if command.len() > 1 {
         for (n, section) in sections.iter().enumerate() {
-            let last = n + 1 == sections.len();
-            let (title, entries) = pair(section)?;
-            lines.push(format!("{} {title}", if last { "`-" } else { "|-" }));
-            let indent = if last { "   " } else { "|  " };
-            let entries = seq(entries)?;
+            let title = py_index(section, 0).ok_or_else(|| partial(&lines))?;
+            lines.push(format!("{} {title}", branch(n, count)));
+            let indent = if n + 1 == count { "   " } else { "|  " };
+            let entries = py_index(section, 1)
+                .and_then(|e| py_iter(&e))
+                .ok_or_else(|| partial(&lines))?;
             for (m, entry) in entries.iter().enumerate() {
-                let branch = if m + 1 == entries.len() { "`-" } else { "|-" };
-                let (key, value) = pair(entry)?;
-                lines.push(format!("{indent}{branch} {key}:\t{}", joined(value)));
+                let (Some(key), Some(value)) = (py_index(entry, 0), py_index(entry, 1)) else {
+                    return Err(partial(&lines));
+                };
+                let prefix = format!("{indent}{}", branch(m, entries.len()));
+                lines.push(format!("{prefix} {key}:\t{}", list_or_str(&value)));
             }
         }
     } else {
-        lines.push("Status".to_string());
         for (n, entry) in sections.iter().enumerate() {
-            let branch = if n + 1 == sections.len() { "`-" } else { "|-" };
-            let (key, value) = pair(entry)?;
-            lines.push(format!("{branch} {key}:\t{}", joined(value)));
+            let (Some(key), Some(value)) = (py_index(entry, 0), py_index(entry, 1)) else {
+                return Err(partial(&lines));
+            };
+            lines.push(format!(
+                "{} {key}:\t{}",
+                branch(n, count),
+                list_or_str(&value)
+            ));
         }
     }
-    Some(lines.join("\n"))
+    Ok(lines.join("\n"))
 }
 
 /// A list prints as its items joined by spaces; anything else as `str()`.
-fn joined(value: &PyValue) -> String {
+fn list_or_str(value: &PyValue) -> String {
     match value {
         PyValue::List(items) => items
             .iter()
@@ -258,37 +277,106 @@ fn joined(value: &PyValue) -> String {
     }
 }
 
-fn pair(value: &PyValue) -> Option<(&PyValue, &PyValue)> {
-    match value.as_seq()? {
-        [a, b, ..] => Some((a, b)),
+/// A list drawn as a tree under a heading, or a sentence when it is empty. Python
+/// builds it line by line, so a misfit keeps the lines before it.
+fn tree(
+    response: &PyValue,
+    empty: &str,
+    heading: &str,
+    line: impl Fn(usize, &str) -> String,
+) -> Result<PyValue, PyValue> {
+    let len = py_len(response).ok_or_else(|| response.clone())?;
+    if len == 0 {
+        return Ok(PyValue::str(empty));
+    }
+    let mut out = heading.to_string();
+    let items = py_items(response).ok_or_else(|| PyValue::str(out.clone()))?;
+    for (n, item) in items.iter().enumerate() {
+        let item = as_str(item).ok_or_else(|| PyValue::str(out.clone()))?;
+        let branch = if n + 1 == items.len() { "`- " } else { "|- " };
+        out.push_str(branch);
+        out.push_str(&line(n, item));
+        if n + 1 < items.len() {
+            out.push('\n');
+        }
+    }
+    Ok(PyValue::Str(out))
+}
+
+fn as_str(value: &PyValue) -> Option<&str> {
+    value.as_str()
+}
+
+/// Python's `len()`.
+fn py_len(value: &PyValue) -> Option<usize> {
+    match value {
+        PyValue::Str(s) => Some(s.chars().count()),
+        PyValue::Bytes(b) => Some(b.len()),
+        PyValue::List(v) | PyValue::Tuple(v) | PyValue::Set(v) => Some(v.len()),
+        PyValue::Dict(v) => Some(v.len()),
         _ => None,
     }
 }
 
-/// A list drawn as a tree under a heading, or a sentence when it is empty.
-fn tree(response: &PyValue, empty: &str, heading: &str) -> Option<String> {
-    let items: Option<Vec<String>> = seq(response)?
-        .iter()
-        .map(|v| v.as_str().map(str::to_string))
-        .collect();
-    let items = items?;
-    if items.is_empty() {
-        return Some(empty.to_string());
-    }
-    let mut out = heading.to_string();
-    for (n, item) in items.iter().enumerate() {
-        let branch = if n + 1 == items.len() { "`-" } else { "|-" };
-        out.push_str(&format!("\n{branch} {item}"));
-    }
-    Some(out)
-}
-
-/// The items of a list or tuple; a string is a sequence of one-character strings in
-/// Python, and the client treats it so.
-fn seq(value: &PyValue) -> Option<Vec<PyValue>> {
+/// The items of a sequence (what slicing and negative indexing see): a string is a
+/// sequence of one-character strings.
+fn py_items(value: &PyValue) -> Option<Vec<PyValue>> {
     match value {
         PyValue::List(v) | PyValue::Tuple(v) => Some(v.clone()),
         PyValue::Str(s) => Some(s.chars().map(|c| PyValue::Str(c.to_string())).collect()),
+        _ => None,
+    }
+}
+
+/// What iterating over a value yields (a dictionary yields its keys).
+fn py_iter(value: &PyValue) -> Option<Vec<PyValue>> {
+    match value {
+        PyValue::Set(v) => Some(v.clone()),
+        PyValue::Dict(v) => Some(v.iter().map(|(k, _)| k.clone()).collect()),
+        PyValue::Bytes(b) => Some(b.iter().map(|x| PyValue::Int(i64::from(*x))).collect()),
+        other => py_items(other),
+    }
+}
+
+/// `value[i]` for a sequence.
+fn py_index(value: &PyValue, i: usize) -> Option<PyValue> {
+    match value {
+        PyValue::List(v) | PyValue::Tuple(v) => v.get(i).cloned(),
+        PyValue::Str(s) => s.chars().nth(i).map(|c| PyValue::Str(c.to_string())),
+        _ => None,
+    }
+}
+
+/// `sep.join(value)`: every item must be a string.
+fn join(sep: &str, value: &PyValue) -> Option<String> {
+    let items: Option<Vec<String>> = py_iter(value)?
+        .iter()
+        .map(|v| as_str(v).map(String::from))
+        .collect();
+    Some(items?.join(sep))
+}
+
+/// `"%s" % value`: a tuple is the argument list, so only a 1-tuple formats.
+fn percent_s(value: &PyValue) -> Option<String> {
+    match value {
+        PyValue::Tuple(items) => match items.as_slice() {
+            [one] => Some(one.to_string()),
+            _ => None,
+        },
+        other => Some(other.to_string()),
+    }
+}
+
+/// `"%i" % value`.
+fn percent_i(value: &PyValue) -> Option<i64> {
+    match value {
+        PyValue::Int(n) => Some(*n),
+        PyValue::Bool(b) => Some(i64::from(*b)),
+        PyValue::Float(x) if x.is_finite() => Some(x.trunc() as i64),
+        PyValue::Tuple(items) => match items.as_slice() {
+            [one @ (PyValue::Int(_) | PyValue::Bool(_) | PyValue::Float(_))] => percent_i(one),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -357,6 +445,15 @@ mod tests {
     #[test]
     fn odd_shapes_fall_back_like_python() {
         assert_eq!(beautify(&cmd("ping"), &PyValue::Int(3)), "33");
+        assert_eq!(beautify(&cmd("status"), &PyValue::Int(3)), "['Status']3");
+        assert_eq!(
+            beautify(&cmd("status"), &PyValue::List(vec![PyValue::Int(3)])),
+            "['Status'][3]"
+        );
+        assert_eq!(
+            beautify(&cmd("get logtarget"), &PyValue::Int(3)),
+            "'Current logging target is:\\n'3"
+        );
         assert_eq!(beautify_strict(&cmd("status"), &PyValue::Int(3)), None);
         assert_eq!(
             beautify(&cmd("get dbpurgeage"), &PyValue::Float(86400.9)),

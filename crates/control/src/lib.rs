@@ -91,18 +91,15 @@ pub fn run_commands(
         match client.send_values(command) {
             Ok(reply) if reply.is_ok() => {
                 if show {
-                    let text = match beautify::beautify_strict(&words, &reply.value) {
-                        Some(text) => text,
-                        None => {
-                            let _ = writeln!(
-                                err,
-                                "WARNING unexpected reply to {}: {}",
-                                words.first().map(String::as_str).unwrap_or(""),
-                                reply.value.repr()
-                            );
-                            beautify::fallback(&reply.value)
-                        }
-                    };
+                    if beautify::beautify_strict(&words, &reply.value).is_none() {
+                        let _ = writeln!(
+                            err,
+                            "WARNING unexpected reply to {}: {}",
+                            words.first().map(String::as_str).unwrap_or(""),
+                            reply.value.repr()
+                        );
+                    }
+                    let text = beautify::beautify(&words, &reply.value);
                     let _ = writeln!(out, "{text}");
                 }
             }

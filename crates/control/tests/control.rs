@@ -963,3 +963,187 @@ fn terminator_bytes_inside_a_reply() {
     drop(c);
     drop(server);
 }
+
+/// fail2ban's own Beautifier and ours print the same for every command against every
+/// reply shape, the misfits included (its fallback text shows how far it got).
+#[test]
+fn formatter_matches_fail2ban_beautifier() {
+    use rampart_control::beautify::{beautify, beautify_error};
+
+    let commands = [
+        "ping",
+        "version",
+        "start x",
+        "stop",
+        "stop x",
+        "add x",
+        "flushlogs",
+        "echo a b",
+        "status",
+        "status x",
+        "status x short",
+        "get syslogsocket",
+        "set logtarget STDOUT",
+        "get loglevel",
+        "set loglevel 7",
+        "get dbfile",
+        "get dbpurgeage",
+        "get x logpath",
+        "set x addlogpath /f",
+        "get x logencoding",
+        "get x journalmatch",
+        "get x datepattern",
+        "get x ignoreip",
+        "set x delignoreip 10.0.0.1",
+        "get x failregex",
+        "set x delignoreregex 0",
+        "get x actions",
+        "get x actionproperties act",
+        "get x actionmethods",
+        "get x banip",
+        "get x banip --with-time",
+        "get x banip ;",
+        "set x banip 192.0.2.1",
+        "get x bantime",
+        "banned",
+        "frobnicate",
+    ];
+    let s = PyValue::str;
+    let status_server = PyValue::List(vec![
+        PyValue::pair("Number of jail", PyValue::Int(2)),
+        PyValue::pair("Jail list", s("a, b")),
+    ]);
+    let status_jail = PyValue::List(vec![
+        PyValue::pair(
+            "Filter",
+            PyValue::List(vec![
+                PyValue::pair("Currently failed", PyValue::Int(0)),
+                PyValue::pair("File list", PyValue::str_list(["/a", "/b"])),
+                PyValue::pair("Journal matches", PyValue::Tuple(vec![s("m")])),
+            ]),
+        ),
+        PyValue::pair(
+            "Actions",
+            PyValue::List(vec![PyValue::pair("Banned IP list", PyValue::List(vec![]))]),
+        ),
+    ]);
+    let responses = [
+        PyValue::None,
+        PyValue::Bool(true),
+        PyValue::Int(0),
+        PyValue::Int(20),
+        PyValue::Int(12),
+        PyValue::Int(70),
+        PyValue::Float(86400.7),
+        s(""),
+        s("ab"),
+        s("pong"),
+        PyValue::List(vec![]),
+        PyValue::str_list(["a", "b", "c"]),
+        PyValue::List(vec![s("a"), PyValue::Int(1)]),
+        PyValue::Tuple(vec![PyValue::None, s("Default Detectors")]),
+        PyValue::Tuple(vec![s("%Y"), s("Year")]),
+        PyValue::Tuple(vec![s("only")]),
+        PyValue::List(vec![
+            PyValue::str_list(["_COMM=sshd", "+", "_UID=0"]),
+            PyValue::str_list(["x"]),
+        ]),
+        PyValue::Dict(vec![(s("k"), PyValue::Int(1))]),
+        PyValue::Set(vec![s("z")]),
+        status_server,
+        status_jail,
+        PyValue::List(vec![
+            PyValue::Tuple(vec![s("t"), PyValue::Int(1)]),
+            PyValue::Int(5),
+        ]),
+    ];
+    let errors = [
+        PyValue::Exception(PyException::unknown_jail("x")),
+        PyValue::Exception(PyException::duplicate_jail("x")),
+        PyValue::Exception(PyException::missing_argument("list index out of range")),
+        PyValue::Exception(PyException::key_error("act")),
+        PyValue::Exception(PyException::value_error(
+            "invalid literal for int() with base 10: 'a'",
+        )),
+        PyValue::Exception(PyException::failed("Invalid command")),
+        PyValue::Exception(PyException {
+            module: "builtins".into(),
+            name: "Exception".into(),
+            args: vec![s("two"), PyValue::Int(2)],
+        }),
+        PyValue::Exception(PyException {
+            module: "builtins".into(),
+            name: "RuntimeError".into(),
+            args: vec![],
+        }),
+        s("ERROR: not an exception"),
+    ];
+    let mut cases = Vec::new();
+    let mut ours = Vec::new();
+    for line in commands {
+        let command: Vec<String> = line.split(' ').map(String::from).collect();
+        for response in &responses {
+            ours.push(beautify(&command, response));
+            cases.push(PyValue::Tuple(vec![
+                PyValue::str_list(command.clone()),
+                response.clone(),
+                PyValue::Bool(false),
+            ]));
+        }
+        for error in &errors {
+            ours.push(beautify_error(error));
+            cases.push(PyValue::Tuple(vec![
+                PyValue::str_list(command.clone()),
+                error.clone(),
+                PyValue::Bool(true),
+            ]));
+        }
+    }
+    let script = r#"
+import logging, pickle, sys
+logging.disable(logging.CRITICAL)
+from fail2ban.client.beautifier import Beautifier
+out = []
+for cmd, resp, is_error in pickle.loads(sys.stdin.buffer.read()):
+    b = Beautifier(cmd)
+    out.append(str(b.beautifyError(resp) if is_error else b.beautify(resp)))
+sys.stdout.buffer.write(pickle.dumps(out, 5))
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .env("PYTHONPATH", rampart_reference::fail2ban().python_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to run fail2ban's Beautifier");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&pickle::encode(&PyValue::List(cases.clone())))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the Python side failed");
+    let PyValue::List(theirs) = pickle::decode(&out.stdout).unwrap() else {
+        panic!("not a list");
+    };
+    assert_eq!(theirs.len(), ours.len());
+    let mut mismatches = Vec::new();
+    for ((case, theirs), ours) in cases.iter().zip(&theirs).zip(&ours) {
+        if theirs.as_str() != Some(ours.as_str()) {
+            mismatches.push(format!(
+                "{}\n  fail2ban: {theirs}\n  ours:     {}",
+                case.repr(),
+                PyValue::str(ours.clone())
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        ours.len(),
+        mismatches.join("\n")
+    );
+}
