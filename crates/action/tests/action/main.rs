@@ -2,4 +2,5 @@
 //! namespaces, and Debian's fail2ban actions.
 
 mod firewall;
+mod safety;
 mod support;
