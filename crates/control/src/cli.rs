@@ -406,6 +406,104 @@ pub fn reload_command(
     ]
 }
 
+/// Splits an interactive command line into words as Python's `shlex.split` does
+/// (POSIX rules: single quotes keep everything, inside double quotes a backslash
+/// escapes only `"` and itself, outside quotes it escapes any character; no
+/// comments).
+pub fn split_line(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' | '\r' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("No closing quotation".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("No closing quotation".into()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("No closing quotation".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err("No escaped character".into()),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// The interactive loop of `-i`: prompts, reads a line, runs it with `run` (which
+/// gets the words and prints the outcome), until `exit`, `quit` or end of input.
+/// `help` prints `help_text`; a line that does not split is reported to `err`.
+pub fn interactive(
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+    prompt: &str,
+    help_text: &str,
+    mut run: impl FnMut(&[String], &mut dyn std::io::Write, &mut dyn std::io::Write),
+) -> std::io::Result<()> {
+    let mut line = String::new();
+    loop {
+        write!(out, "{prompt}")?;
+        out.flush()?;
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            writeln!(out)?;
+            return Ok(());
+        }
+        let command = line.trim_end_matches(['\n', '\r']);
+        match command {
+            "exit" | "quit" => return Ok(()),
+            "help" => write!(out, "{help_text}")?,
+            "" => {}
+            _ => match split_line(command) {
+                Ok(words) if words.is_empty() => {}
+                Ok(words) => run(&words, out, err),
+                Err(e) => writeln!(err, "ERROR   {e}")?,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +552,43 @@ mod tests {
             parse_args(&argv("--str2sec 1h")),
             Invocation::Str2Sec("1h".into())
         );
+    }
+
+    #[test]
+    fn interactive_loop() {
+        let mut input = &b"status sshd\n\nhelp\nset x addfailregex 'a b' \"c\n"[..];
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut seen = Vec::new();
+        interactive(
+            &mut input,
+            &mut out,
+            &mut err,
+            "> ",
+            "HELP\n",
+            |w, out, _| {
+                seen.push(w.to_vec());
+                let _ = writeln!(out, "ran");
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, vec![argv("status sshd")]);
+        assert_eq!(String::from_utf8(out).unwrap(), "> ran\n> > HELP\n> > \n");
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "ERROR   No closing quotation\n"
+        );
+        let mut input = &b"ping\nquit\nping\n"[..];
+        let mut runs = 0;
+        interactive(
+            &mut input,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            "",
+            "",
+            |_, _, _| runs += 1,
+        )
+        .unwrap();
+        assert_eq!(runs, 1);
     }
 
     #[test]

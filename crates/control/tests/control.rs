@@ -1147,3 +1147,59 @@ sys.stdout.buffer.write(pickle.dumps(out, 5))
         mismatches.join("\n")
     );
 }
+
+/// Interactive lines split into the words Python's `shlex.split` gives.
+#[test]
+fn interactive_lines_split_like_shlex() {
+    use rampart_control::cli::split_line;
+
+    let lines = [
+        "status sshd",
+        "  set   sshd  addfailregex  '^a b$'  ",
+        r#"set sshd addfailregex "x \"y\" \\ \$ \n z""#,
+        r"set sshd addignoreregex a\ b\'c",
+        r#"echo 'it'"'"'s' "" ''"#,
+        "echo tab\there",
+        "echo #not-a-comment",
+        "echo é\u{a0}x",
+        "echo 'unterminated",
+        "echo \"unterminated",
+        "echo trailing\\",
+        "",
+    ];
+    let mut ours = Vec::new();
+    for line in lines {
+        ours.push(match split_line(line) {
+            Ok(words) => PyValue::str_list(words),
+            Err(e) => PyValue::Exception(PyException::value_error(e)),
+        });
+    }
+    let script = r#"
+import pickle, shlex, sys
+out = []
+for line in pickle.loads(sys.stdin.buffer.read()):
+    try:
+        out.append(shlex.split(line))
+    except ValueError as e:
+        out.append(e)
+sys.stdout.buffer.write(pickle.dumps(out, 5))
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to compare with shlex");
+    let input = PyValue::str_list(lines);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&pickle::encode(&input))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let theirs = pickle::decode(&out.stdout).unwrap();
+    assert_eq!(theirs, PyValue::List(ours));
+}
