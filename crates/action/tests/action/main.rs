@@ -4,3 +4,4 @@
 mod firewall;
 mod safety;
 mod support;
+mod timeout;
