@@ -32,6 +32,8 @@ pub enum ClientError {
     Connect { path: PathBuf, source: io::Error },
     #[error("lost the connection to the server at {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
+    #[error("no reply from the server at {} within the timeout", path.display())]
+    Timeout { path: PathBuf },
     #[error("the server at {} closed the connection without replying", path.display())]
     Closed { path: PathBuf },
     #[error("the server at {} sent a reply larger than {limit} bytes", path.display())]
@@ -124,6 +126,16 @@ impl Client {
             Ok(Some(d)) => d,
             Ok(None) | Err(FrameError::Truncated) => {
                 return Err(ClientError::Closed {
+                    path: self.path.clone(),
+                });
+            }
+            Err(FrameError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ClientError::Timeout {
                     path: self.path.clone(),
                 });
             }

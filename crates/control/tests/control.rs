@@ -964,6 +964,27 @@ fn terminator_bytes_inside_a_reply() {
     drop(server);
 }
 
+#[test]
+fn a_slow_reply_times_out_with_a_clear_error() {
+    let dir = TempDir::new("timeout");
+    let socket = dir.path("t.sock");
+    let server = ControlServer::start(&socket, |_: &Request| {
+        std::thread::sleep(Duration::from_millis(1500));
+        Ok(PyValue::str("pong"))
+    })
+    .unwrap();
+    let mut c = Client::connect(&socket).unwrap();
+    c.set_timeout(Some(Duration::from_millis(200))).unwrap();
+    let e = c.send(&["ping".into()]).unwrap_err();
+    assert!(
+        matches!(e, rampart_control::ClientError::Timeout { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&socket.display().to_string()));
+    drop(c);
+    drop(server);
+}
+
 /// fail2ban's own Beautifier and ours print the same for every command against every
 /// reply shape, the misfits included (its fallback text shows how far it got).
 #[test]
