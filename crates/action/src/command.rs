@@ -504,14 +504,26 @@ impl CommandAction {
         })
     }
 
+    /// The family under which a ticket's bans are tracked. fail2ban uses the ticket's
+    /// family even for actions without family variants, whose start ran for no family;
+    /// a restart after a failed check then skips the start (it "already ran" for the
+    /// other key) and the action stays broken. One key for such actions avoids that.
+    fn state_key(&self, ticket: &Ticket) -> &'static str {
+        if self.families.len() == 1 && self.families[0].is_empty() {
+            ""
+        } else {
+            ticket.family_key()
+        }
+    }
+
     fn ban_with(&mut self, command: &str, ticket: &Ticket) -> Result<(), ActionError> {
-        let family = ticket.family_key();
-        if self.start_on_demand && self.flag(family) == 0 {
-            self.start_family(Some(family), true)?;
+        let key = self.state_key(ticket);
+        if self.start_on_demand && self.flag(key) == 0 {
+            self.start_family(Some(key), true)?;
         }
         self.process(command, ticket)?;
-        let flags = self.flag(family) | STARTED | HOLDS_BANS;
-        self.started.insert(family.to_string(), flags);
+        let flags = self.flag(key) | STARTED | HOLDS_BANS;
+        self.started.insert(key.to_string(), flags);
         Ok(())
     }
 
@@ -522,7 +534,8 @@ impl CommandAction {
         if !self.has(command) {
             return Ok(());
         }
-        let family = ticket.family_key().to_string();
+        let family = ticket.family_key();
+        let key = self.state_key(ticket);
         let mut detail = String::new();
         for attempt in 0..2 {
             if attempt > 0 && self.has("actioncheck") {
@@ -531,7 +544,7 @@ impl CommandAction {
                 } else {
                     Repair::Allowed
                 };
-                if !self.invariant_check(&family, repair, command != "actionunban") {
+                if !self.invariant_check(key, repair, command != "actionunban") {
                     return Err(ActionError::Failed {
                         action: self.name.clone(),
                         what,
@@ -539,7 +552,7 @@ impl CommandAction {
                     });
                 }
             }
-            let resolved = self.static_command(command, &family)?;
+            let resolved = self.static_command(command, family)?;
             let script = self.dynamic_script(&resolved, ticket);
             if self.run(&script, &what, &mut detail) {
                 return Ok(());
@@ -664,7 +677,7 @@ impl JailAction for CommandAction {
     }
 
     fn unban(&mut self, ticket: &Ticket) -> Result<(), ActionError> {
-        if self.flag(ticket.family_key()) & HOLDS_BANS != 0 {
+        if self.flag(self.state_key(ticket)) & HOLDS_BANS != 0 {
             self.process("actionunban", ticket)?;
         }
         Ok(())

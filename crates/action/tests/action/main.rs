@@ -2,6 +2,7 @@
 //! namespaces, and Debian's fail2ban actions.
 
 mod firewall;
+mod lifecycle;
 mod safety;
 mod support;
 mod timeout;
