@@ -1,6 +1,6 @@
 //! [`FileSource`]: a jail's `logpath` patterns, the files they match, and the wake-ups.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::ops::ControlFlow;
 use std::os::fd::AsFd;
@@ -164,6 +164,9 @@ struct Tracked {
     retired: Vec<Reader>,
     reported_missing: bool,
     last_error: Option<(&'static str, io::ErrorKind)>,
+    /// Found by re-expanding a pattern after the start and not opened yet: it may be an
+    /// old file renamed or copied into the pattern (see `open_current`).
+    discovered: bool,
 }
 
 enum Watcher {
@@ -260,6 +263,9 @@ pub struct FileSource {
     scratch: Vec<u8>,
     next_sweep: Instant,
     rescan_due: bool,
+    /// First-line digests of files read so far, and how far each was read, to recognise
+    /// copies of them.
+    seen_first_lines: VecDeque<(String, u64)>,
 }
 
 impl FileSource {
@@ -306,6 +312,7 @@ impl FileSource {
             wake_tx: Arc::new(tx),
             notices,
             rescan_due: false,
+            seen_first_lines: VecDeque::new(),
         };
         source.watch_directories();
         source.expand_patterns(Some(saved));
@@ -383,6 +390,7 @@ impl FileSource {
                 retired: Vec::new(),
                 reported_missing: false,
                 last_error: None,
+                discovered: saved.is_none() && !literal,
             };
             match saved.as_deref_mut() {
                 Some(saved) => self.open_initial(&path, start, &mut tracked, saved),
@@ -484,9 +492,8 @@ impl FileSource {
         }
     }
 
-    /// Reads one path: its retired files first (older lines), then the file now at the
-    /// path, switching to a new file only after the old one was read to its end.
-    fn service(
+    /// Reads the rotated-away files of one path (closing those idle for the grace period).
+    fn drain_retired(
         &mut self,
         path: &Path,
         tracked: &mut Tracked,
@@ -495,7 +502,6 @@ impl FileSource {
     ) -> ControlFlow<()> {
         let max_line = self.options.max_line_bytes;
         let grace = self.options.rotation_grace;
-
         let mut index = 0;
         while index < tracked.retired.len() {
             let reader = &mut tracked.retired[index];
@@ -520,8 +526,11 @@ impl FileSource {
                 }
             }
             if reader.last_growth.elapsed() >= grace {
-                let flow = reader.flush_partial(path, sink, tally);
                 let reader = tracked.retired.remove(index);
+                let Some(mut reader) = self.hand_over(reader) else {
+                    continue;
+                };
+                let flow = reader.flush_partial(path, sink, tally);
                 self.unwatch_file(&reader);
                 if flow.is_break() {
                     return flow;
@@ -530,7 +539,19 @@ impl FileSource {
                 index += 1;
             }
         }
+        ControlFlow::Continue(())
+    }
 
+    /// Reads the file now at one path, switching to a new file only after the old one
+    /// was read to its end.
+    fn service(
+        &mut self,
+        path: &Path,
+        tracked: &mut Tracked,
+        sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
+        tally: &mut Tally,
+    ) -> ControlFlow<()> {
+        let max_line = self.options.max_line_bytes;
         let now_at_path = std::fs::metadata(path);
         let replaced = match (&now_at_path, &tracked.current) {
             (Ok(meta), Some(current)) => FileId::of(meta) != current.id,
@@ -589,19 +610,8 @@ impl FileSource {
             Ok(_) => {}
         }
 
-        let Some(reader) = tracked.current.as_mut() else {
+        if !check_current(path, tracked, &mut self.notices, &mut self.seen_first_lines) {
             return ControlFlow::Continue(());
-        };
-        match reader.check() {
-            Ok(Some(reason)) => self.notices.push(Notice::Rotated {
-                path: path.to_path_buf(),
-                reason,
-            }),
-            Ok(None) => {}
-            Err(e) => {
-                report_error(&mut self.notices, tracked, path, "cannot stat", e);
-                return ControlFlow::Continue(());
-            }
         }
         let Some(reader) = tracked.current.as_mut() else {
             return ControlFlow::Continue(());
@@ -626,8 +636,14 @@ impl FileSource {
     }
 
     /// Opens the file now at `path`, which appeared after the start (or replaced the one
-    /// read before): from its beginning, unless it is a file already being read under
-    /// this path (moved away and back), which continues where it was.
+    /// read before), from its beginning: everything in it is new. Except when it is not
+    /// new at all, which re-expanding a broad pattern (`auth.log*`) runs into at every
+    /// rotation:
+    /// - a file still being read under another name (renamed into the pattern) is left
+    ///   to that reader, which moves here when done (`hand_over`);
+    /// - a file beginning with a first line already read is a copy: read from where
+    ///   reading of the original stopped if the original was truncated since
+    ///   (copytruncate), else (a backup copy) from its end.
     fn open_current(&mut self, path: &Path, tracked: &mut Tracked) {
         let mut reader = match Reader::open(path) {
             Ok(r) => r,
@@ -637,20 +653,93 @@ impl FileSource {
                 return;
             }
         };
+        tracked.reported_missing = false;
+        tracked.last_error = None;
+        let discovered = std::mem::take(&mut tracked.discovered);
         if let Some(i) = tracked.retired.iter().position(|r| r.id == reader.id) {
             tracked.current = Some(tracked.retired.remove(i));
-            tracked.reported_missing = false;
             return;
+        }
+        let mut how = OpenedAt::Head;
+        if discovered {
+            if self.is_being_read(reader.id) {
+                // Its lines come before those of the file that replaced it under its old
+                // name, so it is read there until drained, then moves here.
+                tracked.discovered = true;
+                return;
+            }
+            let hash = reader.first_line_hash();
+            let reached = self
+                .seen_first_lines
+                .iter()
+                .find(|(h, _)| !hash.is_empty() && h == hash)
+                .map(|&(_, reached)| reached);
+            if let Some(reached) = reached {
+                let intact = self.files.values().any(|t| {
+                    t.current
+                        .iter()
+                        .chain(&t.retired)
+                        .any(|r| r.first_line_hash() == hash)
+                });
+                let started = match reader.size() {
+                    Ok(size) if !intact && reached <= size => {
+                        reader.resume_at(reached);
+                        Ok(())
+                    }
+                    Ok(_) => reader.start_at_tail(self.options.max_line_bytes),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = started {
+                    report_error(&mut self.notices, tracked, path, "cannot read", e);
+                    return;
+                }
+                how = OpenedAt::Copy;
+            }
         }
         self.notices.push(Notice::Opened {
             path: path.to_path_buf(),
-            offset: 0,
-            how: OpenedAt::Head,
+            offset: reader.offset(),
+            how,
         });
-        tracked.reported_missing = false;
-        tracked.last_error = None;
         self.watch_file(path, &mut reader);
         tracked.current = Some(reader);
+    }
+
+    /// Whether some path has file `id` open (the path being serviced excepted).
+    fn is_being_read(&self, id: FileId) -> bool {
+        self.files
+            .values()
+            .any(|t| t.current.iter().chain(&t.retired).any(|r| r.id == id))
+    }
+
+    /// A drained rotated file that another followed path now names (a broad pattern
+    /// matching rotated names) goes on being read there, where it was; otherwise it is
+    /// given back to be closed.
+    fn hand_over(&mut self, reader: Reader) -> Option<Reader> {
+        let id = reader.id;
+        let taker = self.files.iter_mut().find(|(path, t)| {
+            t.current.is_none() && std::fs::metadata(path).is_ok_and(|m| FileId::of(&m) == id)
+        });
+        let Some((path, taker)) = taker else {
+            return Some(reader);
+        };
+        self.notices.push(Notice::Opened {
+            path: path.clone(),
+            offset: reader.offset(),
+            how: OpenedAt::Renamed,
+        });
+        taker.discovered = false;
+        taker.current = Some(reader);
+        None
+    }
+
+    fn stats(&mut self, tally: Tally) -> ReadStats {
+        ReadStats {
+            lines: tally.lines,
+            bytes: tally.bytes,
+            truncated_lines: tally.truncated_lines,
+            notices: std::mem::take(&mut self.notices),
+        }
     }
 
     /// True when some file looks different from what was read (the polling backend's
@@ -682,6 +771,50 @@ impl FileSource {
             .map(|r| r.last_growth + grace)
             .fold(self.next_sweep, Instant::min)
     }
+}
+
+/// Checks the open file of a path for truncation or rewriting (restarting it at 0), after
+/// noting how far the file with its first line was read: a copy of it found later
+/// continues from there. False if the file could not be checked.
+fn check_current(
+    path: &Path,
+    tracked: &mut Tracked,
+    notices: &mut Vec<Notice>,
+    seen: &mut VecDeque<(String, u64)>,
+) -> bool {
+    let Some(reader) = tracked.current.as_mut() else {
+        return true;
+    };
+    remember_first_line(seen, reader.first_line_hash(), reader.offset());
+    match reader.check() {
+        Ok(Some(reason)) => {
+            notices.push(Notice::Rotated {
+                path: path.to_path_buf(),
+                reason,
+            });
+            true
+        }
+        Ok(None) => true,
+        Err(e) => {
+            report_error(notices, tracked, path, "cannot stat", e);
+            false
+        }
+    }
+}
+
+fn remember_first_line(seen: &mut VecDeque<(String, u64)>, hash: &str, offset: u64) {
+    const KEPT: usize = 64;
+    if hash.is_empty() {
+        return;
+    }
+    if let Some((_, reached)) = seen.iter_mut().find(|(h, _)| h == hash) {
+        *reached = (*reached).max(offset);
+        return;
+    }
+    if seen.len() == KEPT {
+        seen.pop_front();
+    }
+    seen.push_back((hash.to_string(), offset));
 }
 
 fn report_error(
@@ -788,13 +921,42 @@ impl LogSource for FileSource {
             self.expand_patterns(None);
         }
         let mut tally = Tally::default();
-        let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        // Truncations first, so that a copy made by copytruncate is recognised as such
+        // below; and files new to the patterns before the others, as they hold older
+        // lines (rotated or copied) than the files that took their place.
+        let FileSource {
+            files,
+            notices,
+            seen_first_lines,
+            ..
+        } = self;
+        for (path, tracked) in files.iter_mut() {
+            check_current(path, tracked, notices, seen_first_lines);
+        }
+        let (mut paths, others): (Vec<_>, Vec<_>) =
+            self.files.iter().partition(|(_, t)| t.discovered);
+        paths.extend(others);
+        let paths: Vec<PathBuf> = paths.into_iter().map(|(path, _)| path.clone()).collect();
+        // Rotated-away files hold the oldest lines of all.
+        for path in &paths {
+            let Some(mut tracked) = self.files.remove(path) else {
+                continue;
+            };
+            let flow = self.drain_retired(path, &mut tracked, sink, &mut tally);
+            self.files.insert(path.clone(), tracked);
+            if flow.is_break() {
+                return Ok(self.stats(tally));
+            }
+        }
         for path in paths {
             let Some(mut tracked) = self.files.remove(&path) else {
                 continue;
             };
             let flow = self.service(&path, &mut tracked, sink, &mut tally);
-            let gone = tracked.current.is_none() && tracked.retired.is_empty() && !tracked.literal;
+            let gone = tracked.current.is_none()
+                && tracked.retired.is_empty()
+                && !tracked.literal
+                && std::fs::metadata(&path).is_err();
             if !gone {
                 self.files.insert(path, tracked);
             }
@@ -802,12 +964,7 @@ impl LogSource for FileSource {
                 break;
             }
         }
-        Ok(ReadStats {
-            lines: tally.lines,
-            bytes: tally.bytes,
-            truncated_lines: tally.truncated_lines,
-            notices: std::mem::take(&mut self.notices),
-        })
+        Ok(self.stats(tally))
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<Wake, Error> {

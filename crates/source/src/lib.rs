@@ -148,6 +148,11 @@ pub enum OpenedAt {
     Tail,
     /// At a saved position whose first-line fingerprint matched.
     Resumed,
+    /// Where it was: a file already being read that was renamed into a pattern.
+    Renamed,
+    /// At its end: a file that appeared after the start but begins with a first line
+    /// already read (a copy made by copytruncate, matched by a broad pattern).
+    Copy,
 }
 
 /// How a rotation was recognised.
@@ -171,6 +176,8 @@ impl fmt::Display for Notice {
                     OpenedAt::Head => "from the beginning",
                     OpenedAt::Tail => "from the end",
                     OpenedAt::Resumed => "at the saved position",
+                    OpenedAt::Renamed => "where it was before being renamed",
+                    OpenedAt::Copy => "from the end (a copy of a file already read)",
                 };
                 write!(f, "following {} {how} (offset {offset})", path.display())
             }

@@ -180,6 +180,10 @@ impl Reader {
         })
     }
 
+    pub(crate) fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
     pub(crate) fn offset(&self) -> u64 {
         self.offset
     }
