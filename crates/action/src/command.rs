@@ -21,8 +21,9 @@ use crate::queue::JailAction;
 use crate::subst::{Dynamic, StaticTags, dynamic};
 use crate::ticket::{Family, Hostnames, NoLookups, TagSource, Ticket, py_float};
 
-/// The commands an action may define; the missing ones are empty.
-const COMMANDS: [&str; 10] = [
+/// The commands an action may define; the missing ones are empty (`actionprolong`
+/// has no default in fail2ban either: a missing one is simply not prolongable).
+const COMMANDS: [&str; 9] = [
     "actionstart",
     "actionstop",
     "actionflush",
@@ -31,7 +32,6 @@ const COMMANDS: [&str; 10] = [
     "actionban",
     "actionreban",
     "actionunban",
-    "actionprolong",
     "actionreload",
 ];
 
@@ -162,7 +162,9 @@ impl CommandAction {
         let mut flags: HashMap<String, bool> = HashMap::new();
         for (key, value) in properties {
             // fail2ban drops a `bantime` parameter: `<bantime>` is always the ticket's.
-            if key == "bantime" {
+            // A value the reader could not convert counts as unset: fail2ban would
+            // leave the literal `<actionstart>` in the script for the shell to choke on.
+            if key == "bantime" || value == Value::None {
                 continue;
             }
             if matches!(

@@ -4,6 +4,7 @@
 // Helpers outside #[test] functions unwrap too: a failed setup is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod fail2ban;
 mod firewall;
 mod lifecycle;
 mod queue;

@@ -157,9 +157,9 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// The actions of jail `sshd` when Debian's stock tree gets `jail_local` (with
-/// `LOGFILE` replaced by an existing file), read the way the server reads them.
-pub fn reference_actions(dir: &TempDir, jail_local: &str) -> Vec<rampart_config::Action> {
+/// The jails of Debian's stock tree with `jail_local` added (`LOGFILE` replaced by an
+/// existing file), read the way the server reads them.
+pub fn reference_jails(dir: &TempDir, jail_local: &str) -> Vec<rampart_config::Jail> {
     let tree = dir.join("fail2ban");
     copy_tree(&rampart_reference::fail2ban().config_dir(), &tree);
     let log = dir.str("auth.log");
@@ -167,8 +167,12 @@ pub fn reference_actions(dir: &TempDir, jail_local: &str) -> Vec<rampart_config:
     std::fs::write(tree.join("jail.local"), jail_local.replace("LOGFILE", &log)).unwrap();
     let config =
         read_configuration(&OsFs, &tree.to_string_lossy(), &ReadOptions::default()).unwrap();
-    let jail = config
-        .jails
+    config.jails
+}
+
+/// The actions of jail `sshd` in the stock tree with `jail_local`.
+pub fn reference_actions(dir: &TempDir, jail_local: &str) -> Vec<rampart_config::Action> {
+    let jail = reference_jails(dir, jail_local)
         .into_iter()
         .find(|j| j.name == "sshd")
         .expect("jail sshd in the configuration");
