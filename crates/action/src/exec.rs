@@ -295,22 +295,27 @@ fn signal_group(pgid: u32, signal: i32) {
 }
 
 /// An output stream being read in the background.
-struct Collector(Option<mpsc::Receiver<Vec<u8>>>);
+struct Collector {
+    kept: Arc<Mutex<Vec<u8>>>,
+    done: Option<mpsc::Receiver<()>>,
+}
 
 fn collect<R: Read + Send + 'static>(pipe: Option<R>) -> Collector {
+    let kept = Arc::new(Mutex::new(Vec::new()));
     let Some(mut pipe) = pipe else {
-        return Collector(None);
+        return Collector { kept, done: None };
     };
     let (tx, rx) = mpsc::channel();
+    let buffer = Arc::clone(&kept);
     let spawned = thread::Builder::new()
         .name("action-output".to_string())
         .spawn(move || {
-            let mut kept = Vec::new();
             let mut buf = [0u8; 8192];
             loop {
                 match pipe.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
+                        let mut kept = buffer.lock().unwrap_or_else(|p| p.into_inner());
                         let room = OUTPUT_LIMIT.saturating_sub(kept.len());
                         kept.extend_from_slice(&buf[..n.min(room)]);
                     }
@@ -318,24 +323,23 @@ fn collect<R: Read + Send + 'static>(pipe: Option<R>) -> Collector {
                     Err(_) => break,
                 }
             }
-            let _ = tx.send(kept);
+            let _ = tx.send(());
         });
-    match spawned {
-        Ok(_) => Collector(Some(rx)),
-        Err(_) => Collector(None),
+    Collector {
+        kept,
+        done: spawned.ok().map(|_| rx),
     }
 }
 
 impl Collector {
+    /// The output so far, once the pipe is closed or at the deadline (a background
+    /// process the command left behind may keep the pipe open for long).
     fn finish(self, deadline: Instant) -> String {
-        let Some(rx) = self.0 else {
-            return String::new();
-        };
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(_) => String::new(),
+        if let Some(done) = self.done {
+            let _ = done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         }
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&kept).into_owned()
     }
 }
 
@@ -380,6 +384,24 @@ mod tests {
             .unwrap();
         assert_eq!(missing.exit, Exit::Code(127));
         assert!(missing.hint().is_some());
+    }
+
+    #[test]
+    fn a_background_process_holding_the_pipe_does_not_hold_the_caller() {
+        let started = Instant::now();
+        let out = Executor::new()
+            .run(
+                &ShellScript::new("sleep 5 & echo hi"),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert!(out.success());
+        assert_eq!(out.stdout, "hi\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

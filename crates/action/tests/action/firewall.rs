@@ -1,6 +1,8 @@
 //! Debian's own nftables and iptables actions, run for real inside a namespace.
 
-use rampart_action::{CommandAction, EventKind, Executor, JailAction, Level, Ticket};
+use std::time::Duration;
+
+use rampart_action::{BanQueue, CommandAction, EventKind, Executor, JailAction, Level, Ticket};
 
 use crate::support::{NetNs, Recorder, TempDir, context, reference_actions};
 
@@ -126,4 +128,40 @@ fn iptables_multiport_bans_unbans_flushes_and_stops() {
     // The IPv6 family was never used, so nothing was created there.
     let rules6 = ns.run(&["ip6tables", "-w", "-S"]);
     assert!(!rules6.contains("f2b-sshd"), "{rules6}");
+}
+
+#[test]
+fn ban_queue_drives_nftables_until_stop() {
+    let ns = NetNs::new();
+    let dir = TempDir::new("nft-queue");
+    let events = Recorder::default();
+    let action = action_for("nftables", &ns, &dir, &events);
+    let queue = BanQueue::start("sshd", vec![Box::new(action)], events.sink()).unwrap();
+    let banned: Vec<Ticket> = ["198.18.0.1", "198.18.0.2", "2001:db8::7"]
+        .iter()
+        .map(|ip| Ticket::new(*ip))
+        .collect();
+    for t in &banned {
+        queue.ban(t.clone()).unwrap();
+    }
+    queue.unban(banned[0].clone()).unwrap();
+    assert!(queue.wait_idle(Duration::from_secs(30)));
+    let ruleset = ns.run(&["nft", "list", "ruleset"]);
+    assert!(
+        !ruleset.contains("198.18.0.1,") && !ruleset.contains("198.18.0.1 "),
+        "{ruleset}"
+    );
+    assert!(ruleset.contains("198.18.0.2"), "{ruleset}");
+    assert!(ruleset.contains("2001:db8::7"), "{ruleset}");
+    // At stop nftables flushes its sets, then removes its rules, sets and table.
+    queue.stop(banned[1..].to_vec());
+    assert_eq!(ns.run(&["nft", "list", "ruleset"]), "");
+    let failures: Vec<_> = events
+        .events()
+        .into_iter()
+        .filter(|e| e.level >= Level::Error)
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    let flushed = events.text().contains("flush inet4") && events.text().contains("flush inet6");
+    assert!(flushed, "{}", events.text());
 }
