@@ -42,7 +42,7 @@ pub use args::{Args, ArgsError, extract_options, split_with_options};
 pub use error::{ConfigError, Origin, Warning};
 pub use fs::{DirEntry, FileSystem, MemFs, OsFs};
 pub use glob::{Pattern, glob};
-pub use server::{ServerSettings, log_level};
+pub use server::{ServerSettings, log_level, server_file_name};
 pub use shlex::{ShlexError, split as shlex_split};
 pub use stream::{Command, Stream, Value, format_command, format_stream, py_repr_str};
 pub use tags::{MAX_TAG_REPLACE_COUNT, TagError, TagOptions, find_tag, substitute_tags};

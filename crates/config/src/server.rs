@@ -50,12 +50,29 @@ fn text(opts: &IndexMap<String, Value>, key: &str) -> String {
     opts.get(key).map(Value::to_py_str).unwrap_or_default()
 }
 
+/// The name of the server settings file under `basedir`: rampart's own tree has
+/// `rampart.conf`, a fail2ban tree `fail2ban.conf`; the first whose `.conf` or
+/// `.local` exists wins.
+pub fn server_file_name(fs: &dyn crate::FileSystem, basedir: &str) -> &'static str {
+    let has = |name: &str| {
+        ["conf", "local"]
+            .iter()
+            .any(|ext| fs.is_file(&crate::pypath::join(basedir, &format!("{name}.{ext}"))))
+    };
+    if has("rampart") {
+        "rampart"
+    } else {
+        "fail2ban"
+    }
+}
+
 pub(crate) fn read_server(loader: &mut Loader<'_>) -> Result<ServerSettings, ConfigError> {
-    let ini = match loader.read("fail2ban")? {
+    let name = server_file_name(loader.fs, &loader.basedir);
+    let ini = match loader.read(name)? {
         Some((ini, _)) => ini,
         None => {
             loader.warnings.push(Warning::new(format!(
-                "found no accessible config files for \"fail2ban\" under {}",
+                "found no accessible config files for \"{name}\" under {}",
                 loader.basedir
             )));
             Ini::default()

@@ -23,6 +23,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the daemon (fail2ban-server).
+    Server(crate::server::ServerArgs),
     /// Test filters against a log file or lines (fail2ban-regex).
     Regex(Box<RegexArgs>),
     /// Check filters against annotated sample logs (fail2ban's `# failJSON:` format),
@@ -64,6 +66,7 @@ pub enum ConfigCommand {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
+        Command::Server(args) => crate::server::run(&args, Path::new(RAMPART_CONFIG)),
         Command::Regex(args) => regex_cmd::run(&args, Path::new(RAMPART_CONFIG)),
         Command::Samples {
             config,
@@ -83,7 +86,9 @@ pub fn run(cli: Cli) -> Result<u8> {
                 .map(|n| crate::corpus::check_filter(n, &config, &samples))
                 .collect();
             print!("{}", crate::corpus::report(&results));
-            Ok(u8::from(!results.iter().all(crate::corpus::FilterResult::ok)))
+            Ok(u8::from(
+                !results.iter().all(crate::corpus::FilterResult::ok),
+            ))
         }
         Command::Config {
             command: ConfigCommand::Dump { config },
@@ -101,4 +106,20 @@ pub fn fail2ban_regex(args: &[OsString]) -> Result<u8> {
     }
     let parsed = Fail2banRegex::parse_from(args);
     regex_cmd::run(&parsed.args, Path::new(FAIL2BAN_CONFIG))
+}
+
+/// `fail2ban-server ARGS`: the daemon under fail2ban's name, defaults and habits
+/// (background unless `-f`, configuration in `/etc/fail2ban`).
+pub fn fail2ban_server(args: &[OsString]) -> Result<u8> {
+    #[derive(Parser, Debug)]
+    #[command(name = "fail2ban-server", version)]
+    struct Fail2banServer {
+        #[command(flatten)]
+        args: crate::server::ServerArgs,
+    }
+    let mut parsed = Fail2banServer::parse_from(args).args;
+    if !parsed.foreground {
+        parsed.background = true;
+    }
+    crate::server::run(&parsed, Path::new(FAIL2BAN_CONFIG))
 }

@@ -2,8 +2,10 @@
 //! between the engine crates. `main.rs` only dispatches to it.
 
 pub mod cli;
+pub mod client;
 pub mod config_cmd;
 pub mod corpus;
 pub mod engine;
 pub mod logread;
 pub mod regex_cmd;
+pub mod server;

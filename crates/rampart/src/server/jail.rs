@@ -1,0 +1,728 @@
+//! One running jail: its thread (log source → filter → failure counting → bans), its
+//! ban queue, and the state the control socket reads.
+//!
+//! The thread owns the log source and the filter; everything the control socket may
+//! read or change (the jail's ban list and counters) sits behind one mutex, held only
+//! for the bookkeeping of one line or one command, never while an action runs: the
+//! actions run on the ban queue's own thread.
+
+use std::net::IpAddr;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use rampart_action::{ActionContext, BanQueue, CommandAction, Family, JailAction};
+use rampart_config::Value as ConfigValue;
+use rampart_filter::{AddrHint, Failure, FailureId, Filter, FilterSpec, Mode, UseDns};
+use rampart_jail::{BanOutcome, IgnoreCheck, JailConfig, PriorBans, Ticket};
+use rampart_source::{
+    FileSource, FileSourceOptions, LogPath, LogSource, Position, SavedPosition, Waker,
+    parse_backend,
+};
+use rampart_store::{BanRecord, RestoreQuery};
+
+use super::Shared;
+use super::log::{DEBUG, ERROR, INFO, NOTICE, WARNING};
+use crate::engine::{LineFilter, SystemResolver, wall_clock};
+use crate::logread::Encoding;
+
+/// What the control socket sees of a jail.
+#[derive(Debug)]
+pub struct JailState {
+    pub jail: rampart_jail::Jail,
+    pub queue: Option<BanQueue>,
+    /// Files currently followed.
+    pub files: Vec<String>,
+    pub logpaths: Vec<String>,
+    pub actions: Vec<String>,
+    pub lines_total: u64,
+    pub undecodable: u64,
+    random: u64,
+}
+
+/// A jail's handle, kept by the server.
+pub struct RunningJail {
+    pub name: String,
+    pub state: Arc<Mutex<JailState>>,
+    pub use_increment: bool,
+    stop: Arc<AtomicBool>,
+    waker: Waker,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningJail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningJail")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+fn text(options: &indexmap::IndexMap<String, ConfigValue>, key: &str) -> Option<String> {
+    options.get(key).map(ConfigValue::to_py_str)
+}
+
+/// The host's own addresses, for `ignoreself`.
+fn own_addresses() -> Vec<IpAddr> {
+    let mut out = vec![
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ];
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        use std::net::ToSocketAddrs;
+        if let Ok(addrs) = (name.trim(), 0).to_socket_addrs() {
+            out.extend(addrs.map(|a| a.ip()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Resolves `ignoreip` names with the system resolver.
+struct IgnoreResolver;
+
+impl rampart_jail::Resolver for IgnoreResolver {
+    fn resolve(&mut self, name: &str, _now: f64) -> Vec<IpAddr> {
+        use std::net::ToSocketAddrs;
+        (name, 0)
+            .to_socket_addrs()
+            .map(|a| a.map(|s| s.ip()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The action ticket of a jail ticket.
+pub fn action_ticket(ticket: &Ticket, jail_ban_time: i64) -> rampart_action::Ticket {
+    let ip = ticket
+        .ip()
+        .map_or_else(|| ticket.id.to_string(), |ip| ip.to_string());
+    let mut data: Vec<(String, String)> = ticket
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !ticket.users.is_empty() && !ticket.data.contains_key("user") {
+        data.push(("user".into(), ticket.users.join(", ")));
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let bantime = ticket
+        .ban_time
+        .map_or(jail_ban_time, |t| if t < 0.0 { -1 } else { t as i64 });
+    rampart_action::Ticket {
+        family: Family::of(&ip),
+        ip,
+        fid: ticket.id.to_string(),
+        failures: u64::from(ticket.failures),
+        time: ticket.time,
+        bantime,
+        bancount: u64::from(ticket.ban_count.max(1)),
+        restored: ticket.restored,
+        matches: ticket.matches.clone(),
+        data,
+    }
+}
+
+fn lock(state: &Mutex<JailState>) -> MutexGuard<'_, JailState> {
+    // A panic while holding the lock leaves consistent-enough data: the ban list is
+    // only ever changed by whole operations.
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl RunningJail {
+    /// Builds and starts a jail from its configuration; restores its bans from the store.
+    pub fn start(config: &rampart_config::Jail, shared: &Arc<Shared>) -> Result<RunningJail> {
+        let name = config.name.clone();
+        let filter_conf = config
+            .filter
+            .as_ref()
+            .ok_or_else(|| anyhow!("jail {name} has no filter"))?;
+        let options: Vec<(String, String)> = config
+            .options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_py_str()))
+            .collect();
+        let jail_config = JailConfig::from_options(
+            options.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &own_addresses(),
+        )
+        .with_context(|| format!("jail {name}"))?;
+        let use_increment = jail_config.increment.is_some();
+        let find_time = jail_config.find_time;
+        let jail_ban_time = jail_config.ban_time;
+        let max_ban_time = jail_config.max_ban_time();
+
+        // The filter, as the daemon runs it.
+        let use_dns = text(&config.options, "usedns")
+            .or_else(|| filter_conf.usedns.clone())
+            .map_or(UseDns::Warn, |v| UseDns::parse(&v));
+        let spec = FilterSpec {
+            prefregex: filter_conf.prefregex.clone(),
+            failregex: filter_conf.failregex.clone(),
+            ignoreregex: filter_conf.ignoreregex.clone(),
+            maxlines: filter_conf.maxlines.unwrap_or(1).max(1),
+            use_dns,
+        };
+        let mode = Mode {
+            check_all: false,
+            raw_hosts: use_dns == UseDns::Raw,
+            ignore_pending: true,
+            check_find_time: true,
+            find_time,
+        };
+        let filter = Filter::new(&spec, mode).with_context(|| format!("filter of jail {name}"))?;
+        let logtimezone = text(&config.options, "logtimezone").filter(|s| !s.is_empty());
+        let engine = LineFilter::new(
+            filter,
+            filter_conf.datepattern.as_deref(),
+            logtimezone.as_deref(),
+        )?;
+        let encoding = text(&config.options, "logencoding")
+            .and_then(|e| Encoding::parse(&e))
+            .unwrap_or(Encoding::Utf8);
+
+        // The actions and their queue.
+        let mut ctx = ActionContext::new(name.clone());
+        ctx.bantime = jail_ban_time;
+        let logger = Arc::clone(&shared.logger);
+        ctx.events = Arc::new(move |event: rampart_action::Event| {
+            let level = match event.level {
+                rampart_action::Level::Error => ERROR,
+                rampart_action::Level::Warning => WARNING,
+                rampart_action::Level::Info => INFO,
+                _ => DEBUG,
+            };
+            logger.log(
+                level,
+                "fail2ban.actions",
+                &format!("[{}] {event}", event.jail),
+            );
+        });
+        let mut actions: Vec<Box<dyn JailAction>> = Vec::new();
+        let mut action_names = Vec::new();
+        for action in &config.actions {
+            match CommandAction::from_config(action, ctx.clone()) {
+                Ok(a) => {
+                    action_names.push(action.name.clone());
+                    actions.push(Box::new(a));
+                }
+                Err(e) => shared.logger.log(
+                    ERROR,
+                    "fail2ban.actions",
+                    &format!("[{name}] action {} is skipped: {e}", action.name),
+                ),
+            }
+        }
+        let queue = BanQueue::start(name.clone(), actions, ctx.events.clone())
+            .with_context(|| format!("starting the actions of jail {name}"))?;
+
+        // The log source, resuming where the store says.
+        let logpaths: Vec<LogPath> = config
+            .logpaths
+            .iter()
+            .map(|lp| {
+                LogPath::parse(&format!("{} {}", lp.path, lp.position))
+                    .or_else(|_| LogPath::parse(&lp.path))
+            })
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("logpath of jail {name}"))?;
+        let backend_word = config
+            .backend
+            .split('[')
+            .next()
+            .unwrap_or("auto")
+            .trim()
+            .to_string();
+        let backend = parse_backend(&backend_word).with_context(|| format!("jail {name}"))?;
+        let source_options = FileSourceOptions {
+            backend,
+            ..FileSourceOptions::default()
+        };
+        let store = Arc::clone(&shared.store);
+        let mut saved = |path: &Path| -> Option<SavedPosition> {
+            let store = store.lock().ok()?;
+            let pos = store
+                .as_ref()?
+                .log_position(&name, &path.to_string_lossy())
+                .ok()??;
+            Some(SavedPosition {
+                first_line_hash: pos.first_line_hash,
+                offset: u64::try_from(pos.position).unwrap_or(0),
+            })
+        };
+        let source = FileSource::new(&logpaths, source_options, &mut saved)
+            .with_context(|| format!("log source of jail {name}"))?;
+        let waker = source.waker();
+
+        let seed = (wall_clock().to_bits() ^ u64::from(std::process::id())) | 1;
+        let state = Arc::new(Mutex::new(JailState {
+            jail: rampart_jail::Jail::new(jail_config),
+            queue: Some(queue),
+            files: Vec::new(),
+            logpaths: config.logpaths.iter().map(|l| l.path.clone()).collect(),
+            actions: action_names,
+            lines_total: 0,
+            undecodable: 0,
+            random: seed,
+        }));
+
+        // Bans that outlive a restart.
+        if let Ok(mut store) = shared.store.lock()
+            && let Some(store) = store.as_mut()
+        {
+            if let Err(e) = store.add_jail(&name) {
+                shared
+                    .logger
+                    .log(ERROR, "fail2ban.database", &format!("{e}"));
+            }
+            let now = wall_clock();
+            #[allow(clippy::cast_possible_truncation)]
+            let query = RestoreQuery {
+                now: now as i64,
+                window: (!use_increment).then_some(jail_ban_time),
+                max_ban_time,
+                unknown_ban_time: jail_ban_time,
+            };
+            match store.current_bans(&name, &query) {
+                Ok(bans) => {
+                    let mut st = lock(&state);
+                    for ban in bans {
+                        let id = FailureId::parse(&ban.ip, AddrHint::Any);
+                        #[allow(clippy::cast_precision_loss)]
+                        let ticket = Ticket::from_stored(
+                            id,
+                            ban.time_of_ban as f64,
+                            ban.ban_time as f64,
+                            u32::try_from(ban.ban_count).unwrap_or(u32::MAX),
+                            &ban.data,
+                        );
+                        let Some(ticket) = st.jail.restore(ticket, now) else {
+                            continue;
+                        };
+                        if let BanOutcome::Banned { ticket, .. } =
+                            st.jail.ban(ticket, None, now, || 0.5)
+                        {
+                            shared.logger.log(
+                                NOTICE,
+                                "fail2ban.actions",
+                                &format!("[{name}] Restore Ban {}", ticket.id),
+                            );
+                            if let Some(q) = &st.queue {
+                                let _ = q.ban(action_ticket(&ticket, jail_ban_time));
+                            }
+                        }
+                    }
+                }
+                Err(e) => shared.logger.log(
+                    ERROR,
+                    "fail2ban.database",
+                    &format!("[{name}] cannot restore bans: {e}"),
+                ),
+            }
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            name: name.clone(),
+            engine,
+            encoding,
+            source: Box::new(source),
+            state: Arc::clone(&state),
+            shared: Arc::clone(shared),
+            stop: Arc::clone(&stop),
+            use_increment,
+            resolver: SystemResolver::default(),
+            ignore_resolver: rampart_jail::CachingResolver::new(IgnoreResolver, 300.0),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("jail-{name}"))
+            .spawn(move || worker.run())
+            .context("starting the jail thread")?;
+        shared
+            .logger
+            .log(INFO, "fail2ban.jail", &format!("Jail '{name}' started"));
+        Ok(RunningJail {
+            name,
+            state,
+            use_increment,
+            stop,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread, flushes the bans from the firewall (they stay in the store)
+    /// and stops the actions.
+    pub fn stop(mut self, shared: &Shared) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.waker.wake();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let (queue, banned, ban_time) = {
+            let mut st = lock(&self.state);
+            let ban_time = st.jail.config().ban_time;
+            let banned: Vec<Ticket> = st.jail.bans_mut().unban_all();
+            (st.queue.take(), banned, ban_time)
+        };
+        if let Some(q) = queue {
+            q.stop(banned.iter().map(|t| action_ticket(t, ban_time)).collect());
+        }
+        shared.logger.log(
+            INFO,
+            "fail2ban.jail",
+            &format!("Jail '{}' stopped", self.name),
+        );
+    }
+}
+
+/// Bans `ticket` now (a failure count reached, or `set JAIL banip`): the ban list, the
+/// store, the log and the action queue.
+pub fn ban_ticket(
+    name: &str,
+    st: &mut JailState,
+    shared: &Shared,
+    ticket: Ticket,
+    use_increment: bool,
+    now: f64,
+) -> bool {
+    let prior = if use_increment {
+        prior_bans(shared, name, &ticket)
+    } else {
+        None
+    };
+    st.random ^= st.random << 13;
+    st.random ^= st.random >> 7;
+    st.random ^= st.random << 17;
+    #[allow(clippy::cast_precision_loss)]
+    let random = (st.random >> 11) as f64 / (1u64 << 53) as f64;
+    let jail_ban_time = st.jail.config().ban_time;
+    let id = ticket.id.clone();
+    match st.jail.ban(ticket, prior, now, || random) {
+        BanOutcome::Banned {
+            ticket,
+            increased,
+            record,
+            formula_error,
+        } => {
+            if let Some(e) = formula_error {
+                shared.logger.log(
+                    ERROR,
+                    "fail2ban.observer",
+                    &format!("[{name}] bantime.formula failed: {e}"),
+                );
+            }
+            if let Some((_, new)) = increased {
+                shared.logger.log(
+                    NOTICE,
+                    "fail2ban.observer",
+                    &format!("[{name}] Increase Ban {} ({new:.0} s)", ticket.id),
+                );
+            }
+            shared.logger.log(
+                NOTICE,
+                "fail2ban.actions",
+                &format!("[{name}] Ban {}", ticket.id),
+            );
+            if record {
+                store_ban(shared, name, &ticket, jail_ban_time);
+            }
+            if let Some(q) = &st.queue
+                && q.ban(action_ticket(&ticket, jail_ban_time)).is_err()
+            {
+                shared.logger.log(
+                    ERROR,
+                    "fail2ban.actions",
+                    &format!(
+                        "[{name}] the actions have stopped; {} not banned",
+                        ticket.id
+                    ),
+                );
+            }
+            true
+        }
+        BanOutcome::AlreadyBanned { .. } => {
+            shared.logger.log(
+                NOTICE,
+                "fail2ban.actions",
+                &format!("[{name}] {id} already banned"),
+            );
+            false
+        }
+        BanOutcome::Expired => false,
+    }
+}
+
+fn prior_bans(shared: &Shared, name: &str, ticket: &Ticket) -> Option<PriorBans> {
+    let store = shared.store.lock().ok()?;
+    let store = store.as_ref()?;
+    let overall = false;
+    let stats = store
+        .ban_stats(&ticket.id.to_string(), (!overall).then_some(name))
+        .ok()??;
+    #[allow(clippy::cast_precision_loss)]
+    Some(PriorBans {
+        count: u32::try_from(stats.ban_count.max(0)).unwrap_or(u32::MAX),
+        last_ban: stats.last_ban as f64,
+    })
+}
+
+fn store_ban(shared: &Shared, name: &str, ticket: &Ticket, jail_ban_time: i64) {
+    let Ok(mut store) = shared.store.lock() else {
+        return;
+    };
+    let Some(store) = store.as_mut() else {
+        return;
+    };
+    #[allow(clippy::cast_possible_truncation)]
+    let record = BanRecord {
+        jail: name.to_string(),
+        ip: ticket.id.to_string(),
+        time_of_ban: ticket.time.round() as i64,
+        ban_time: ticket.ban_time.map_or(jail_ban_time, |t| t as i64),
+        ban_count: i64::from(ticket.ban_count.max(1)),
+        data: ticket.data_json(),
+    };
+    if let Err(e) = store.add_ban(&record) {
+        shared.logger.log(
+            ERROR,
+            "fail2ban.database",
+            &format!("[{name}] cannot record the ban of {}: {e}", ticket.id),
+        );
+    }
+}
+
+/// Unbans `ticket` (its time is up, or a command said so): the store, the log, the
+/// queue. The caller has already taken it off the ban list.
+pub fn unban_ticket(name: &str, st: &JailState, shared: &Shared, ticket: &Ticket) {
+    shared.logger.log(
+        NOTICE,
+        "fail2ban.actions",
+        &format!("[{name}] Unban {}", ticket.id),
+    );
+    if let Ok(mut store) = shared.store.lock()
+        && let Some(store) = store.as_mut()
+        && let Err(e) = store.remove_ban(name, &ticket.id.to_string())
+    {
+        shared
+            .logger
+            .log(ERROR, "fail2ban.database", &format!("[{name}] {e}"));
+    }
+    if let Some(q) = &st.queue {
+        let _ = q.unban(action_ticket(ticket, st.jail.config().ban_time));
+    }
+}
+
+struct Worker {
+    name: String,
+    engine: LineFilter,
+    encoding: Encoding,
+    source: Box<dyn LogSource>,
+    state: Arc<Mutex<JailState>>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    use_increment: bool,
+    resolver: SystemResolver,
+    ignore_resolver: rampart_jail::CachingResolver<IgnoreResolver>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut dirty = false;
+        while !self.stop.load(Ordering::SeqCst) {
+            let mut failures: Vec<Failure> = Vec::new();
+            let mut lines = 0u64;
+            let mut undecodable = 0u64;
+            let engine = &mut self.engine;
+            let encoding = self.encoding;
+            let resolver = &self.resolver;
+            let stop = &self.stop;
+            let read = self.source.read_available(&mut |line| {
+                let (text, replaced) = encoding.decode(line.bytes);
+                undecodable += u64::from(replaced);
+                lines += 1;
+                let now = wall_clock();
+                failures.extend(
+                    engine
+                        .process(&text, now, resolver)
+                        .into_iter()
+                        .filter(|f| f.id.is_some() && !f.is_nofail()),
+                );
+                if stop.load(Ordering::Relaxed) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            match read {
+                Ok(stats) => {
+                    for notice in stats.notices {
+                        self.shared.logger.log(
+                            INFO,
+                            "fail2ban.filter",
+                            &format!("[{}] {notice}", self.name),
+                        );
+                    }
+                    dirty |= stats.lines > 0;
+                }
+                Err(e) => self.shared.logger.log(
+                    ERROR,
+                    "fail2ban.filter",
+                    &format!("[{}] reading the logs failed: {e}", self.name),
+                ),
+            }
+            for notice in self.engine.filter.take_notices() {
+                self.shared.logger.log(
+                    WARNING,
+                    "fail2ban.filter",
+                    &format!("[{}] {notice:?}", self.name),
+                );
+            }
+            let now = wall_clock();
+            {
+                let state = Arc::clone(&self.state);
+                let mut st = lock(&state);
+                st.lines_total += lines;
+                st.undecodable += undecodable;
+                for failure in &failures {
+                    self.on_failure(&mut st, failure, now);
+                }
+                for ticket in st.jail.tick(now) {
+                    unban_ticket(&self.name, &st, &self.shared, &ticket);
+                }
+                st.files = self
+                    .source
+                    .positions()
+                    .iter()
+                    .map(|p| match p {
+                        Position::File(f) => f.path.to_string_lossy().into_owned(),
+                        #[allow(unreachable_patterns)]
+                        _ => String::new(),
+                    })
+                    .collect();
+            }
+            // After every read that consumed lines, as fail2ban does, so that a crash
+            // re-reads nothing. A read takes what is there, so under a flood this is
+            // one small write per batch, not per line.
+            if dirty {
+                self.save_positions();
+                dirty = false;
+            }
+            let next = lock(&self.state).jail.next_unban_at();
+            let timeout = next.map_or(1.0, |t| (t - wall_clock()).clamp(0.01, 1.0));
+            if let Err(e) = self.source.wait(Duration::from_secs_f64(timeout)) {
+                self.shared
+                    .logger
+                    .log(ERROR, "fail2ban.filter", &format!("[{}] {e}", self.name));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        self.save_positions();
+    }
+
+    fn on_failure(&mut self, st: &mut JailState, failure: &Failure, now: f64) {
+        let Some(ticket) = Ticket::from_failure(failure, now) else {
+            return;
+        };
+        match st
+            .jail
+            .check_ignore(&ticket.id, now, &mut self.ignore_resolver)
+        {
+            IgnoreCheck::Ignored(reason) => {
+                self.shared.logger.log(
+                    INFO,
+                    "fail2ban.filter",
+                    &format!("[{}] Ignore {} by {reason:?}", self.name, ticket.id),
+                );
+                return;
+            }
+            IgnoreCheck::AskCommand => {
+                if let Some(cmd) = st.jail.config().ignore.command()
+                    && run_ignore_command(cmd, &ticket)
+                {
+                    self.shared.logger.log(
+                        INFO,
+                        "fail2ban.filter",
+                        &format!("[{}] Ignore {} by command", self.name, ticket.id),
+                    );
+                    return;
+                }
+            }
+            IgnoreCheck::NotIgnored => {}
+        }
+        self.shared.logger.log(
+            INFO,
+            "fail2ban.filter",
+            &format!(
+                "[{}] Found {} - {}",
+                self.name,
+                ticket.id,
+                self.engine.format_time(ticket.time)
+            ),
+        );
+        let prior = if self.use_increment {
+            prior_bans(&self.shared, &self.name, &ticket)
+        } else {
+            None
+        };
+        if let Some(to_ban) = st.jail.add_failure(ticket, prior) {
+            ban_ticket(
+                &self.name,
+                st,
+                &self.shared,
+                to_ban,
+                self.use_increment,
+                now,
+            );
+        }
+    }
+
+    fn save_positions(&self) {
+        let Ok(mut store) = self.shared.store.lock() else {
+            return;
+        };
+        let Some(store) = store.as_mut() else {
+            return;
+        };
+        for position in self.source.positions() {
+            let Position::File(p) = position else {
+                continue;
+            };
+            #[allow(clippy::cast_possible_wrap)]
+            let result = store.set_log_position(
+                &self.name,
+                &p.path.to_string_lossy(),
+                Some(p.first_line_hash.as_str()).filter(|h| !h.is_empty()),
+                p.offset as i64,
+            );
+            if let Err(e) = result {
+                self.shared
+                    .logger
+                    .log(ERROR, "fail2ban.database", &format!("[{}] {e}", self.name));
+            }
+        }
+    }
+}
+
+/// `ignorecommand`: exit status 0 ignores. Only an address is ever put in the command
+/// line; any other id is passed as a positional parameter, never as shell text.
+fn run_ignore_command(command: &str, ticket: &Ticket) -> bool {
+    let ip = ticket
+        .ip()
+        .map_or_else(|| ticket.id.to_string(), |a| a.to_string());
+    let script = command.replace("<ip>", "\"$1\"");
+    std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .arg("rampart-ignorecommand")
+        .arg(&ip)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -1,0 +1,362 @@
+//! `rampart server`: the daemon.
+//!
+//! One thread per jail follows its logs and decides; one ban-queue thread per jail runs
+//! its actions; the control socket has its own threads; the main thread only starts
+//! things, waits for signals and stops things. See `ARCHITECTURE.md` for the flow.
+
+mod control;
+mod jail;
+pub mod log;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indexmap::IndexMap;
+use rampart_store::Store;
+
+use self::jail::RunningJail;
+use self::log::{ERROR, INFO, Logger, WARNING};
+
+/// Arguments of `rampart server` (and of `fail2ban-server`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServerArgs {
+    /// Stay in the foreground (the default for `rampart server`).
+    #[arg(short = 'f', long = "foreground")]
+    pub foreground: bool,
+    /// Detach and run in the background (the default for `fail2ban-server`).
+    #[arg(short = 'b', long = "background", conflicts_with = "foreground")]
+    pub background: bool,
+    /// Configuration directory.
+    #[arg(
+        short = 'c',
+        long = "conf",
+        visible_alias = "config",
+        value_name = "DIR"
+    )]
+    pub config: Option<PathBuf>,
+    /// Control socket path (overrides the configuration).
+    #[arg(short = 's', long = "socket", value_name = "FILE")]
+    pub socket: Option<PathBuf>,
+    /// PID file path (overrides the configuration).
+    #[arg(short = 'p', long = "pidfile", value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+    /// Remove a stale socket even if something answers on it.
+    #[arg(short = 'x', long = "force")]
+    pub force: bool,
+    /// Log level (overrides the configuration).
+    #[arg(long = "loglevel", value_name = "LEVEL")]
+    pub loglevel: Option<String>,
+    /// Log target: a file, STDOUT, STDERR or SYSLOG (overrides the configuration).
+    #[arg(long = "logtarget", value_name = "TARGET")]
+    pub logtarget: Option<String>,
+    /// Syslog socket for `logtarget = SYSLOG`.
+    #[arg(long = "syslogsocket", value_name = "PATH")]
+    pub syslogsocket: Option<String>,
+}
+
+/// What every part of the server shares.
+pub struct Shared {
+    pub logger: Arc<Logger>,
+    pub store: Arc<Mutex<Option<Store>>>,
+    pub jails: Mutex<IndexMap<String, RunningJail>>,
+    pub config_dir: PathBuf,
+    pub dbfile: String,
+    pub dbpurgeage: Mutex<f64>,
+    pub socket: PathBuf,
+    pub pidfile: PathBuf,
+    pub syslogsocket: String,
+    /// Set by `stop` on the socket or by a signal.
+    pub stopping: AtomicBool,
+    /// Set by `reload` on the socket or by SIGHUP.
+    pub reload: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config_dir", &self.config_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_configuration(dir: &Path) -> Result<rampart_config::Configuration> {
+    let basedir = dir.to_string_lossy();
+    rampart_config::read_configuration(
+        &rampart_config::OsFs,
+        &basedir,
+        &rampart_config::ReadOptions::default(),
+    )
+    .with_context(|| format!("reading the configuration in {}", dir.display()))
+}
+
+fn open_store(dbfile: &str, logger: &Logger) -> Option<Store> {
+    if dbfile.is_empty() || dbfile.eq_ignore_ascii_case("none") {
+        logger.log(
+            WARNING,
+            "fail2ban.server",
+            "No database: bans are not persistent",
+        );
+        return None;
+    }
+    if dbfile != ":memory:"
+        && let Some(parent) = Path::new(dbfile).parent()
+        && !parent.as_os_str().is_empty()
+        && let Err(e) = std::fs::create_dir_all(parent)
+    {
+        logger.log(
+            ERROR,
+            "fail2ban.database",
+            &format!("{}: {e}", parent.display()),
+        );
+    }
+    match Store::open(dbfile) {
+        Ok(mut store) => {
+            if let Err(e) = store.disable_all_jails() {
+                logger.log(ERROR, "fail2ban.database", &format!("{e}"));
+            }
+            logger.log(INFO, "fail2ban.database", &format!("Connected to {dbfile}"));
+            Some(store)
+        }
+        Err(e) => {
+            logger.log(
+                ERROR,
+                "fail2ban.database",
+                &format!("{e}; running without a database (bans are not persistent)"),
+            );
+            None
+        }
+    }
+}
+
+/// Starts every enabled jail of `config`; a broken jail is reported and skipped.
+fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
+    for warning in &config.warnings {
+        shared
+            .logger
+            .log(WARNING, "fail2ban.configreader", &warning.to_string());
+    }
+    for jail in &config.jails {
+        if let Some(error) = &jail.config_error {
+            shared.logger.log(
+                ERROR,
+                "fail2ban.jailreader",
+                &format!("Errors in jail {:?}. Skipping... ({error})", jail.name),
+            );
+            continue;
+        }
+        if !jail.enabled {
+            continue;
+        }
+        match RunningJail::start(jail, shared) {
+            Ok(running) => {
+                if let Ok(mut jails) = shared.jails.lock() {
+                    jails.insert(jail.name.clone(), running);
+                }
+            }
+            Err(e) => shared.logger.log(
+                ERROR,
+                "fail2ban.jail",
+                &format!("Jail {:?} is skipped: {e:#}", jail.name),
+            ),
+        }
+    }
+}
+
+fn stop_jails(shared: &Arc<Shared>) {
+    let jails: Vec<RunningJail> = match shared.jails.lock() {
+        Ok(mut jails) => jails.drain(..).map(|(_, j)| j).collect(),
+        Err(_) => Vec::new(),
+    };
+    // In reverse start order, as fail2ban does.
+    for jail in jails.into_iter().rev() {
+        jail.stop(shared);
+    }
+}
+
+/// Runs the server; returns the exit code.
+pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
+    if args.background {
+        return detach();
+    }
+    let config_dir = args
+        .config
+        .clone()
+        .unwrap_or_else(|| default_config.to_path_buf());
+    let config = read_configuration(&config_dir)?;
+    let settings = &config.server;
+    let loglevel_text = args
+        .loglevel
+        .clone()
+        .unwrap_or_else(|| settings.loglevel.clone());
+    let level = rampart_config::log_level(&loglevel_text)
+        .with_context(|| format!("unknown log level {loglevel_text:?}"))?;
+    let logtarget = args
+        .logtarget
+        .clone()
+        .unwrap_or_else(|| settings.logtarget.clone());
+    let syslogsocket = args
+        .syslogsocket
+        .clone()
+        .unwrap_or_else(|| settings.syslogsocket.clone());
+    let logger = Arc::new(
+        Logger::open(&logtarget, &syslogsocket, level)
+            .with_context(|| format!("opening the log {logtarget}"))?,
+    );
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&settings.socket));
+    let pidfile = args
+        .pidfile
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&settings.pidfile));
+    logger.log(
+        INFO,
+        "fail2ban.server",
+        &format!(
+            "Starting rampart v{} (fail2ban {} compatible)",
+            env!("CARGO_PKG_VERSION"),
+            rampart_config::FAIL2BAN_VERSION
+        ),
+    );
+    let started = Instant::now();
+
+    let store = open_store(&settings.dbfile, &logger);
+    let dbpurgeage = rampart_dates::str2seconds(&settings.dbpurgeage).unwrap_or(86_400.0);
+    let shared = Arc::new(Shared {
+        logger: Arc::clone(&logger),
+        store: Arc::new(Mutex::new(store)),
+        jails: Mutex::new(IndexMap::new()),
+        config_dir: config_dir.clone(),
+        dbfile: settings.dbfile.clone(),
+        dbpurgeage: Mutex::new(dbpurgeage),
+        socket: socket.clone(),
+        pidfile: pidfile.clone(),
+        syslogsocket,
+        stopping: AtomicBool::new(false),
+        reload: AtomicBool::new(false),
+    });
+
+    // The socket first: a second server must fail before it touches any firewall.
+    for path in [&socket, &pidfile] {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    if args.force && socket.exists() {
+        let _ = std::fs::remove_file(&socket);
+    }
+    let control = rampart_control::ControlServer::start(&socket, control::Handler::new(&shared))
+        .with_context(|| format!("control socket {}", socket.display()))?;
+    std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", pidfile.display()))?;
+
+    start_jails(&shared, &config);
+    logger.log(
+        INFO,
+        "fail2ban.server",
+        &format!(
+            "Server ready ({} jails, {:.1} ms)",
+            shared.jails.lock().map_or(0, |j| j.len()),
+            started.elapsed().as_secs_f64() * 1000.0
+        ),
+    );
+
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&term)).context("signal handler")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .context("signal handler")?;
+
+    let mut last_purge = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if term.load(Ordering::SeqCst) || shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        if hup.swap(false, Ordering::SeqCst) || shared.reload.swap(false, Ordering::SeqCst) {
+            logger.log(INFO, "fail2ban.server", "Reloading the configuration");
+            match read_configuration(&config_dir) {
+                Ok(config) => {
+                    stop_jails(&shared);
+                    start_jails(&shared, &config);
+                }
+                Err(e) => logger.log(
+                    ERROR,
+                    "fail2ban.server",
+                    &format!("reload failed, jails left as they were: {e:#}"),
+                ),
+            }
+        }
+        if last_purge.elapsed() >= Duration::from_secs(3600) {
+            last_purge = Instant::now();
+            purge(&shared);
+        }
+    }
+    logger.log(INFO, "fail2ban.server", "Shutdown in progress...");
+    control.shutdown();
+    stop_jails(&shared);
+    if let Ok(mut store) = shared.store.lock()
+        && let Some(store) = store.take()
+        && let Err(e) = store.close()
+    {
+        logger.log(ERROR, "fail2ban.database", &format!("{e}"));
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    logger.log(INFO, "fail2ban.server", "Exiting rampart");
+    Ok(0)
+}
+
+fn purge(shared: &Shared) {
+    let age = shared.dbpurgeage.lock().map_or(86_400.0, |a| *a);
+    if let Ok(mut store) = shared.store.lock()
+        && let Some(store) = store.as_mut()
+    {
+        #[allow(clippy::cast_possible_truncation)]
+        let before = (crate::engine::wall_clock() - age) as i64;
+        if let Err(e) = store.purge(before) {
+            shared
+                .logger
+                .log(ERROR, "fail2ban.database", &format!("purge failed: {e}"));
+        }
+    }
+}
+
+/// `-b`: starts the same command in the foreground, in a session of its own, with no
+/// terminal, and returns at once.
+fn detach() -> Result<u8> {
+    let exe = std::env::current_exe().context("locating the rampart binary")?;
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    args.retain(|a| a != "-b" && a != "--background");
+    // Keep the name the user called us by (fail2ban-server or `rampart server`).
+    let program = std::env::args_os().next().unwrap_or_default();
+    let program_name = Path::new(&program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut command = std::process::Command::new(exe);
+    if program_name.starts_with("fail2ban-server") {
+        command.arg("server");
+    }
+    use std::os::unix::process::CommandExt;
+    let child = command
+        .args(&args)
+        .arg("-f")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("starting the server in the background")?;
+    if child.id() == 0 {
+        bail!("the background server did not start");
+    }
+    Ok(0)
+}

@@ -1,0 +1,306 @@
+//! `rampart server` end to end, on a copy of Debian's fail2ban tree: a log written by
+//! the test, the stock sshd filter, an action of the test's own that records what it is
+//! asked to do, a real SQLite database, the control socket driven by rampart's client
+//! and by the unmodified `fail2ban-client` of the package.
+//!
+//! The firewall and mail scenarios with a real sshd live in the network-namespace tests;
+//! this one checks the daemon's own logic: counting, banning, unbanning on time,
+//! persistence across a SIGKILL, and that attacker text never reaches a shell.
+
+// Test support code: a failed setup step should stop the test where it happened.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
+
+struct Env {
+    dir: PathBuf,
+    server: Option<Child>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+impl Env {
+    fn new(name: &str, bantime: u32) -> Env {
+        let dir =
+            std::env::temp_dir().join(format!("rampart-server-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let conf = dir.join("conf");
+        copy_tree(&rampart_reference::fail2ban().config_dir(), &conf);
+        let d = dir.display();
+        std::fs::write(
+            conf.join("action.d/record.conf"),
+            format!(
+                "[Definition]\n\
+                 actionstart = echo start >> {d}/actions\n\
+                 actionstop = echo stop >> {d}/actions\n\
+                 actionban = echo \"ban <ip> <failures> user=<F-USER>\" >> {d}/actions\n\
+                 actionunban = echo \"unban <ip>\" >> {d}/actions\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            conf.join("fail2ban.local"),
+            format!("[Definition]\ndbfile = {d}/db.sqlite3\nsocket = {d}/sock\npidfile = {d}/pid\nlogtarget = {d}/log\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            conf.join("jail.local"),
+            format!(
+                "[sshd]\nenabled = true\nlogpath = {d}/auth.log\nmaxretry = 5\nfindtime = 600\n\
+                 bantime = {bantime}\naction = record\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("auth.log"), "").unwrap();
+        Env { dir, server: None }
+    }
+
+    fn start(&mut self) {
+        let child = Command::new(RAMPART)
+            .args(["server", "-f", "-c"])
+            .arg(self.dir.join("conf"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("rampart server starts");
+        self.server = Some(child);
+        let before = self.log().matches("Server ready").count();
+        self.wait_for(
+            |e| e.log().matches("Server ready").count() > before,
+            "the server to be ready",
+        );
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn stop(&mut self) {
+        let out = self.client(&["stop"]);
+        assert!(out.contains("Shutdown successful"), "{out}");
+        if let Some(mut child) = self.server.take() {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "server exit: {status}");
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    fn actions(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("actions"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn failed_login(&self, ip: &str, user: &str) {
+        use std::io::Write;
+        // A syslog date of now, as sshd would write it.
+        let date = Command::new("date")
+            .arg("+%b %e %H:%M:%S")
+            .output()
+            .unwrap();
+        let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("auth.log"))
+            .unwrap();
+        writeln!(
+            f,
+            "{date} host sshd[4242]: Failed password for invalid user {user} from {ip} port 50022 ssh2"
+        )
+        .unwrap();
+    }
+
+    fn wait_for(&self, cond: impl Fn(&Env) -> bool, what: &str) {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("timed out waiting for {what}; log:\n{}", self.log());
+    }
+
+    fn client(&self, args: &[&str]) -> String {
+        let out = Command::new(RAMPART)
+            .arg("-s")
+            .arg(self.dir.join("sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    fn fail2ban_client(&self, args: &[&str]) -> String {
+        let reference = rampart_reference::fail2ban();
+        let out = reference
+            .script("fail2ban-client")
+            .expect("python3 runs the reference client")
+            .arg("-c")
+            .arg(self.dir.join("conf"))
+            .arg("-s")
+            .arg(self.dir.join("sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "fail2ban-client {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+#[test]
+fn bans_at_maxretry_unbans_on_time_and_survives_a_kill() {
+    let mut env = Env::new("ban", 6);
+    env.start();
+    let hostile = "$(touch${IFS}PWNED)`touch${IFS}PWNED2`";
+    for _ in 0..4 {
+        env.failed_login("192.0.2.7", hostile);
+    }
+    env.wait_for(
+        |e| e.log().matches("Found 192.0.2.7").count() == 4,
+        "four failures",
+    );
+    assert!(
+        !env.log().contains("Ban 192.0.2.7"),
+        "banned too early:\n{}",
+        env.log()
+    );
+    let status = env.client(&["status", "sshd"]);
+    assert!(status.contains("Currently failed:\t1"), "{status}");
+    assert!(status.contains("Currently banned:\t0"), "{status}");
+
+    env.failed_login("192.0.2.7", hostile);
+    env.wait_for(
+        |e| e.actions().iter().any(|a| a.starts_with("ban 192.0.2.7 5")),
+        "the ban action",
+    );
+    assert!(
+        env.log().contains("NOTICE  [sshd] Ban 192.0.2.7"),
+        "{}",
+        env.log()
+    );
+    // The user name came from the log: it is data for the action, never shell text.
+    let ban_line = env
+        .actions()
+        .into_iter()
+        .find(|a| a.starts_with("ban "))
+        .unwrap();
+    assert_eq!(ban_line, format!("ban 192.0.2.7 5 user={hostile}"));
+    assert!(!env.dir.join("PWNED").exists() && !Path::new("PWNED").exists());
+    assert!(!env.dir.join("PWNED2").exists() && !Path::new("PWNED2").exists());
+
+    let status = env.fail2ban_client(&["status", "sshd"]);
+    assert!(status.contains("Status for the jail: sshd"), "{status}");
+    assert!(status.contains("Currently banned:\t1"), "{status}");
+    assert!(status.contains("Banned IP list:\t192.0.2.7"), "{status}");
+    assert!(
+        env.fail2ban_client(&["status"])
+            .contains("Jail list:\tsshd")
+    );
+
+    // SIGKILL: no stop action, no cleanup. The ban comes back from the database, once.
+    env.kill();
+    let before = env.actions().len();
+    env.start();
+    env.wait_for(
+        |e| e.actions().len() >= before + 2,
+        "start and restored ban",
+    );
+    let after: Vec<String> = env.actions()[before..].to_vec();
+    assert_eq!(after[0], "start");
+    assert_eq!(
+        after
+            .iter()
+            .filter(|a| a.starts_with("ban 192.0.2.7"))
+            .count(),
+        1,
+        "{after:?}"
+    );
+    assert!(env.log().contains("Restore Ban 192.0.2.7"));
+    // The lines read before the kill are not read again.
+    assert_eq!(
+        env.log().matches("Found 192.0.2.7").count(),
+        5,
+        "{}",
+        env.log()
+    );
+
+    env.wait_for(
+        |e| e.actions().iter().any(|a| a == "unban 192.0.2.7"),
+        "the unban after bantime",
+    );
+    assert!(
+        env.client(&["status", "sshd"])
+            .contains("Currently banned:\t0")
+    );
+    env.stop();
+    assert_eq!(env.actions().last().map(String::as_str), Some("stop"));
+
+    // Expired bans are not restored.
+    env.start();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = env.client(&["status", "sshd"]);
+    assert!(
+        status.contains("Currently banned:\t0"),
+        "{status}\n{}",
+        env.log()
+    );
+    env.stop();
+}
+
+#[test]
+fn control_commands_ban_and_unban_by_hand() {
+    let mut env = Env::new("manual", 600);
+    env.start();
+    let out = env.client(&["set", "sshd", "banip", "198.51.100.9", "2001:db8::1"]);
+    assert_eq!(out.trim(), "2", "{out}");
+    env.wait_for(
+        |e| e.actions().iter().filter(|a| a.starts_with("ban ")).count() == 2,
+        "two bans",
+    );
+    let banned = env.client(&["banned"]);
+    assert!(
+        banned.contains("198.51.100.9") && banned.contains("2001:db8::1"),
+        "{banned}"
+    );
+    assert_eq!(env.client(&["unban", "2001:db8::1"]).trim(), "1");
+    env.wait_for(
+        |e| e.actions().iter().any(|a| a == "unban 2001:db8::1"),
+        "the unban",
+    );
+    assert!(
+        env.client(&["status", "nosuchjail"])
+            .contains("does not exist")
+    );
+    assert!(env.client(&["frobnicate"]).contains("Invalid command"));
+    env.stop();
+}
