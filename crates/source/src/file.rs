@@ -167,6 +167,11 @@ struct Tracked {
     /// Found by re-expanding a pattern after the start and not opened yet: it may be an
     /// old file renamed or copied into the pattern (see `open_current`).
     discovered: bool,
+    /// The path names a copy of a file already read, which is not read.
+    ignored: Option<FileId>,
+    /// What the path named when last looked at without opening it, so that polling
+    /// wakes up for it only when that changes.
+    unopened: Option<(FileId, u64)>,
 }
 
 enum Watcher {
@@ -263,9 +268,8 @@ pub struct FileSource {
     scratch: Vec<u8>,
     next_sweep: Instant,
     rescan_due: bool,
-    /// First-line digests of files read so far, and how far each was read, to recognise
-    /// copies of them.
-    seen_first_lines: VecDeque<(String, u64)>,
+    /// First-line digests of files read so far, to recognise copies of them.
+    seen_first_lines: VecDeque<String>,
 }
 
 impl FileSource {
@@ -391,6 +395,8 @@ impl FileSource {
                 reported_missing: false,
                 last_error: None,
                 discovered: saved.is_none() && !literal,
+                ignored: None,
+                unopened: None,
             };
             match saved.as_deref_mut() {
                 Some(saved) => self.open_initial(&path, start, &mut tracked, saved),
@@ -606,7 +612,18 @@ impl FileSource {
                     report_error(&mut self.notices, tracked, path, "cannot stat", e);
                 }
             }
-            Ok(_) if tracked.current.is_none() => self.open_current(path, tracked),
+            Ok(meta) if tracked.current.is_none() => {
+                let id = FileId::of(meta);
+                if tracked.ignored.is_some_and(|ignored| ignored != id) {
+                    // Something else has the name now: look at it afresh.
+                    tracked.ignored = None;
+                    tracked.discovered = true;
+                }
+                if tracked.ignored.is_none() {
+                    self.open_current(path, tracked);
+                }
+                tracked.unopened = tracked.current.is_none().then_some((id, meta.len()));
+            }
             Ok(_) => {}
         }
 
@@ -641,9 +658,7 @@ impl FileSource {
     /// rotation:
     /// - a file still being read under another name (renamed into the pattern) is left
     ///   to that reader, which moves here when done (`hand_over`);
-    /// - a file beginning with a first line already read is a copy: read from where
-    ///   reading of the original stopped if the original was truncated since
-    ///   (copytruncate), else (a backup copy) from its end.
+    /// - a file beginning with a first line already read is a copy and is not read.
     fn open_current(&mut self, path: &Path, tracked: &mut Tracked) {
         let mut reader = match Reader::open(path) {
             Ok(r) => r,
@@ -660,7 +675,7 @@ impl FileSource {
             tracked.current = Some(tracked.retired.remove(i));
             return;
         }
-        let mut how = OpenedAt::Head;
+        let how = OpenedAt::Head;
         if discovered {
             if self.is_being_read(reader.id) {
                 // Its lines come before those of the file that replaced it under its old
@@ -669,31 +684,20 @@ impl FileSource {
                 return;
             }
             let hash = reader.first_line_hash();
-            let reached = self
-                .seen_first_lines
-                .iter()
-                .find(|(h, _)| !hash.is_empty() && h == hash)
-                .map(|&(_, reached)| reached);
-            if let Some(reached) = reached {
-                let intact = self.files.values().any(|t| {
-                    t.current
-                        .iter()
-                        .chain(&t.retired)
-                        .any(|r| r.first_line_hash() == hash)
+            if hash.is_empty() && reader.size().map_or(true, |size| size > 0) {
+                // Not recognisable yet (a copy being made starts like this): looked at
+                // again once its first line is complete. Waiting loses nothing.
+                tracked.discovered = true;
+                return;
+            }
+            if self.seen_first_lines.iter().any(|h| h == hash) {
+                // A copy (copytruncate's, or a backup) of a file read before: its lines
+                // were read from the original, or were lost with its truncation.
+                tracked.ignored = Some(reader.id);
+                self.notices.push(Notice::CopyIgnored {
+                    path: path.to_path_buf(),
                 });
-                let started = match reader.size() {
-                    Ok(size) if !intact && reached <= size => {
-                        reader.resume_at(reached);
-                        Ok(())
-                    }
-                    Ok(_) => reader.start_at_tail(self.options.max_line_bytes),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = started {
-                    report_error(&mut self.notices, tracked, path, "cannot read", e);
-                    return;
-                }
-                how = OpenedAt::Copy;
+                return;
             }
         }
         self.notices.push(Notice::Opened {
@@ -753,7 +757,7 @@ impl FileSource {
                 .any(|r| r.has_news().unwrap_or(true));
             let identity_changed = match (std::fs::metadata(path), &tracked.current) {
                 (Ok(meta), Some(current)) => FileId::of(&meta) != current.id,
-                (Ok(_), None) => true,
+                (Ok(meta), None) => tracked.unopened != Some((FileId::of(&meta), meta.len())),
                 (Err(_), Some(_)) => true,
                 (Err(_), None) => false,
             };
@@ -774,18 +778,18 @@ impl FileSource {
 }
 
 /// Checks the open file of a path for truncation or rewriting (restarting it at 0), after
-/// noting how far the file with its first line was read: a copy of it found later
-/// continues from there. False if the file could not be checked.
+/// noting its first line, by which copies of it are recognised. False if the file could
+/// not be checked.
 fn check_current(
     path: &Path,
     tracked: &mut Tracked,
     notices: &mut Vec<Notice>,
-    seen: &mut VecDeque<(String, u64)>,
+    seen: &mut VecDeque<String>,
 ) -> bool {
     let Some(reader) = tracked.current.as_mut() else {
         return true;
     };
-    remember_first_line(seen, reader.first_line_hash(), reader.offset());
+    remember_first_line(seen, reader.first_line_hash());
     match reader.check() {
         Ok(Some(reason)) => {
             notices.push(Notice::Rotated {
@@ -802,19 +806,15 @@ fn check_current(
     }
 }
 
-fn remember_first_line(seen: &mut VecDeque<(String, u64)>, hash: &str, offset: u64) {
+fn remember_first_line(seen: &mut VecDeque<String>, hash: &str) {
     const KEPT: usize = 64;
-    if hash.is_empty() {
-        return;
-    }
-    if let Some((_, reached)) = seen.iter_mut().find(|(h, _)| h == hash) {
-        *reached = (*reached).max(offset);
+    if hash.is_empty() || seen.iter().any(|h| h == hash) {
         return;
     }
     if seen.len() == KEPT {
         seen.pop_front();
     }
-    seen.push_back((hash.to_string(), offset));
+    seen.push_back(hash.to_string());
 }
 
 fn report_error(

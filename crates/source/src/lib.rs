@@ -121,6 +121,9 @@ pub enum Notice {
     NothingMatches { pattern: String },
     /// A followed file's path no longer exists; it is waited for. Reported once.
     Missing { path: PathBuf },
+    /// A file new to a pattern begins with a first line already read: it is a copy
+    /// (copytruncate's, or a backup) and is not read.
+    CopyIgnored { path: PathBuf },
     /// The file at a path was rotated or rewritten; reading restarts at its beginning.
     Rotated { path: PathBuf, reason: Rotation },
     /// A line was longer than the cap and was cut.
@@ -150,9 +153,6 @@ pub enum OpenedAt {
     Resumed,
     /// Where it was: a file already being read that was renamed into a pattern.
     Renamed,
-    /// At its end: a file that appeared after the start but begins with a first line
-    /// already read (a copy made by copytruncate, matched by a broad pattern).
-    Copy,
 }
 
 /// How a rotation was recognised.
@@ -177,7 +177,6 @@ impl fmt::Display for Notice {
                     OpenedAt::Tail => "from the end",
                     OpenedAt::Resumed => "at the saved position",
                     OpenedAt::Renamed => "where it was before being renamed",
-                    OpenedAt::Copy => "from the end (a copy of a file already read)",
                 };
                 write!(f, "following {} {how} (offset {offset})", path.display())
             }
@@ -191,6 +190,11 @@ impl fmt::Display for Notice {
                     path.display()
                 )
             }
+            Notice::CopyIgnored { path } => write!(
+                f,
+                "not reading {}: it is a copy of a log already read",
+                path.display()
+            ),
             Notice::Rotated { path, reason } => {
                 let why = match reason {
                     Rotation::Replaced => "replaced by a new file",
