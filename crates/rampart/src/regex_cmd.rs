@@ -479,24 +479,22 @@ impl Run<'_> {
         };
         out.line(&format!("[processed in {secs:.2} sec{rate}]"));
         out.line("");
-        let print_lines = |out: &mut Report,
-                           kind: &str,
-                           count: u64,
-                           lines: &[String],
-                           all: bool| {
-            if count == 0 {
-                return;
-            }
-            let header = format!("{} line(s):", capitalize(kind));
-            if count < PRINT_LIMIT as u64 || all {
-                let rows: Vec<String> = lines.iter().map(|l| l.trim_end().to_string()).collect();
-                out.list(&rows, Some(&header));
-            } else {
-                out.line(&format!(
+        let print_lines =
+            |out: &mut Report, kind: &str, count: u64, lines: &[String], all: bool| {
+                if count == 0 {
+                    return;
+                }
+                let header = format!("{} line(s):", capitalize(kind));
+                if count < PRINT_LIMIT as u64 || all {
+                    let rows: Vec<String> =
+                        lines.iter().map(|l| l.trim_end().to_string()).collect();
+                    out.list(&rows, Some(&header));
+                } else {
+                    out.line(&format!(
                     "{header} too many to print.  Use --print-all-{kind} to print all {count} lines"
                 ));
-            }
-        };
+                }
+            };
         if self.args.print_all_matched {
             print_lines(out, "matched", s.matched, &s.matched_lines, true);
         }
