@@ -172,6 +172,8 @@ struct Tracked {
     /// What the path named when last looked at without opening it, so that polling
     /// wakes up for it only when that changes.
     unopened: Option<(FileId, u64)>,
+    /// Opened at creation with `head` and not read yet: `seek_to_time` may move it.
+    seek_allowed: bool,
 }
 
 enum Watcher {
@@ -328,6 +330,41 @@ impl FileSource {
         self.files.keys().map(PathBuf::as_path)
     }
 
+    /// Skips, in each file that is to be read from its beginning or from a saved position
+    /// (`head`) and has not been read yet, the lines older than `not_before` (Unix
+    /// seconds), found by bisection with `line_time` (the caller's date detection; `None`
+    /// for a line without a date). fail2ban does this with "now - findtime" so that a
+    /// long log is not read whole at start. Call it right after [`FileSource::new`].
+    pub fn seek_to_time(
+        &mut self,
+        not_before: f64,
+        line_time: &mut dyn FnMut(&[u8]) -> Option<f64>,
+    ) {
+        let max_line = self.options.max_line_bytes;
+        for (path, tracked) in &mut self.files {
+            if !std::mem::take(&mut tracked.seek_allowed) {
+                continue;
+            }
+            let Some(reader) = tracked.current.as_mut() else {
+                continue;
+            };
+            let from = reader.offset();
+            match reader.seek_to_time(not_before, line_time, max_line) {
+                Ok(offset) if offset != from => self.notices.push(Notice::Skipped {
+                    path: path.clone(),
+                    from,
+                    to: offset,
+                }),
+                Ok(_) => {}
+                Err(error) => self.notices.push(Notice::Io {
+                    path: path.clone(),
+                    doing: "cannot look for the start time in",
+                    error,
+                }),
+            }
+        }
+    }
+
     /// Whether the source fell back to (or was asked for) polling.
     pub fn is_polling(&self) -> bool {
         matches!(self.watcher, Watcher::Polling { .. })
@@ -397,6 +434,7 @@ impl FileSource {
                 discovered: saved.is_none() && !literal,
                 ignored: None,
                 unopened: None,
+                seek_allowed: false,
             };
             match saved.as_deref_mut() {
                 Some(saved) => self.open_initial(&path, start, &mut tracked, saved),
@@ -449,6 +487,7 @@ impl FileSource {
             how,
         });
         self.watch_file(path, &mut reader);
+        tracked.seek_allowed = how != OpenedAt::Tail;
         tracked.current = Some(reader);
     }
 
@@ -952,6 +991,7 @@ impl LogSource for FileSource {
             let Some(mut tracked) = self.files.remove(&path) else {
                 continue;
             };
+            tracked.seek_allowed = false;
             let flow = self.service(&path, &mut tracked, sink, &mut tally);
             let gone = tracked.current.is_none()
                 && tracked.retired.is_empty()

@@ -126,6 +126,8 @@ pub enum Notice {
     CopyIgnored { path: PathBuf },
     /// The file at a path was rotated or rewritten; reading restarts at its beginning.
     Rotated { path: PathBuf, reason: Rotation },
+    /// Lines older than the start time were skipped (`FileSource::seek_to_time`).
+    Skipped { path: PathBuf, from: u64, to: u64 },
     /// A line was longer than the cap and was cut.
     LineTooLong {
         path: PathBuf,
@@ -203,6 +205,11 @@ impl fmt::Display for Notice {
                 };
                 write!(f, "log rotation detected for {}: {why}", path.display())
             }
+            Notice::Skipped { path, from, to } => write!(
+                f,
+                "skipped bytes {from} to {to} of {}: older than the find time",
+                path.display()
+            ),
             Notice::LineTooLong { path, offset, kept } => write!(
                 f,
                 "line at offset {offset} of {} is too long; only its first {kept} bytes are used",

@@ -232,6 +232,111 @@ impl Reader {
         Ok(())
     }
 
+    /// Moves forward to the first line whose time (as `line_time` finds it) is at least
+    /// `not_before`, by bisection over the bytes from the current offset on: fail2ban's
+    /// seek to "now - findtime" when it starts reading a file from its beginning, so that
+    /// a big log is not read whole. As in fail2ban, the log is assumed to be in time
+    /// order. Returns the new offset.
+    pub(crate) fn seek_to_time(
+        &mut self,
+        not_before: f64,
+        line_time: &mut dyn FnMut(&[u8]) -> Option<f64>,
+        max_line: usize,
+    ) -> io::Result<u64> {
+        /// Below this the rest is scanned line by line.
+        const LINEAR: u64 = 64 * 1024;
+        /// Lines looked at from a probe point to find one with a time.
+        const PROBE_LINES: usize = 5;
+        let size = self.size()?;
+        let mut lo = self.offset;
+        let mut hi = size;
+        let mut line = Vec::new();
+        'bisect: while hi.saturating_sub(lo) > LINEAR {
+            let mid = lo + (hi - lo) / 2;
+            let Some(mut at) = self.next_line_start(mid, hi)? else {
+                // No line starts in the upper half.
+                hi = mid;
+                continue;
+            };
+            for _ in 0..PROBE_LINES {
+                let Some(end) = self.line_at(at, max_line, &mut line)? else {
+                    hi = mid;
+                    continue 'bisect;
+                };
+                if let Some(time) = line_time(&line) {
+                    if time >= not_before {
+                        hi = at;
+                    } else {
+                        lo = end;
+                    }
+                    continue 'bisect;
+                }
+                at = end;
+            }
+            // No time found near the middle: finish line by line from `lo`.
+            break;
+        }
+        // Start after the last line known to be older; lines without a time after it are
+        // kept (continuations, or a log without dates at all).
+        let mut keep = lo;
+        let mut at = lo;
+        while let Some(end) = self.line_at(at, max_line, &mut line)? {
+            match line_time(&line) {
+                Some(time) if time >= not_before => break,
+                Some(_) => keep = end,
+                None => {}
+            }
+            at = end;
+        }
+        self.resume_at(keep);
+        Ok(keep)
+    }
+
+    /// The start of the first line beginning after `from` and before `limit`.
+    fn next_line_start(&self, from: u64, limit: u64) -> io::Result<Option<u64>> {
+        let mut chunk = vec![0u8; 8192];
+        let mut pos = from;
+        while pos < limit {
+            let n = read_some_at(&self.file, &mut chunk, pos)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if let Some(i) = memchr::memchr(b'\n', &chunk[..n]) {
+                let start = pos + i as u64 + 1;
+                return Ok((start < limit).then_some(start));
+            }
+            pos += n as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads the complete line starting at `at` into `line` (cut to `max_line`, line end
+    /// removed); returns where the next line starts, or `None` at the end of the file or
+    /// before a line that is not complete yet.
+    fn line_at(&self, at: u64, max_line: usize, line: &mut Vec<u8>) -> io::Result<Option<u64>> {
+        line.clear();
+        let mut chunk = vec![0u8; 8192];
+        let mut pos = at;
+        loop {
+            let n = read_some_at(&self.file, &mut chunk, pos)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let data = &chunk[..n];
+            let newline = memchr::memchr(b'\n', data);
+            let part = &data[..newline.unwrap_or(n)];
+            let room = max_line.saturating_sub(line.len());
+            line.extend_from_slice(&part[..room.min(part.len())]);
+            if let Some(i) = newline {
+                while line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(pos + i as u64 + 1));
+            }
+            pos += n as u64;
+        }
+    }
+
     /// Compares the file under the descriptor with what was read: a file shorter than the
     /// read position, or whose first line changed, is read again from its start.
     pub(crate) fn check(&mut self) -> io::Result<Option<Rotation>> {

@@ -1144,3 +1144,95 @@ fn a_concurrent_writer_with_rotations_loses_and_repeats_nothing() {
         assert_eq!(ids, expected, "{backend:?}");
     }
 }
+
+// ----- skipping old lines at start -----
+
+/// "T<seconds> ..." lines, every seventh without a time.
+fn timed_log(count: u64) -> String {
+    (0..count)
+        .map(|t| {
+            if t % 7 == 3 {
+                format!("  continuation of {t}\n")
+            } else {
+                format!("T{t} host sshd[1]: message number {t}\n")
+            }
+        })
+        .collect()
+}
+
+fn time_of(line: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(line).ok()?;
+    text.strip_prefix('T')?.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn seek_to_time_skips_old_lines_by_bisection() {
+    let dir = TempDir::new("seek");
+    let path = dir.join("big.log");
+    append(&path, &timed_log(30_000));
+    let tail_path = dir.join("tail.log");
+    append(&tail_path, &timed_log(100));
+    let mut source = fresh(
+        &[
+            dir.text("big.log"),
+            format!("{} tail", dir.text("tail.log")),
+        ],
+        quick(Backend::Auto),
+    );
+    let mut calls = 0;
+    source.seek_to_time(25_000.5, &mut |line| {
+        calls += 1;
+        time_of(line)
+    });
+    assert!(calls < 3000, "{calls} lines looked at for 30000");
+    let (lines, stats) = read(&mut source);
+    // Right after the last older line: 25000 itself has no time (25000 % 7 == 3).
+    assert_eq!(lines[0], "  continuation of 25000");
+    assert_eq!(lines[1], "T25001 host sshd[1]: message number 25001");
+    assert_eq!(lines.len(), 30_000 - 25_000);
+    assert!(
+        stats
+            .notices
+            .iter()
+            .any(|n| matches!(n, Notice::Skipped { from: 0, .. }))
+    );
+}
+
+#[test]
+fn seek_to_time_keeps_logs_without_dates_and_never_goes_back() {
+    let dir = TempDir::new("seekedge");
+    let undated = dir.join("undated.log");
+    append(&undated, &"no date here\n".repeat(10_000));
+    let dated = dir.join("dated.log");
+    append(&dated, &timed_log(10_000));
+    let patterns = [dir.text("undated.log"), dir.text("dated.log")];
+    let hash = file_position(&fresh(&patterns, quick(Backend::Auto)), &dated).first_line_hash;
+    // The saved position is past the start time already: it stays.
+    let saved_at = timed_log(9_000).len() as u64;
+    let mut source = open_source(&patterns, quick(Backend::Auto), &mut |p| {
+        (p == dated).then(|| SavedPosition {
+            first_line_hash: Some(hash.clone()),
+            offset: saved_at,
+        })
+    });
+    source.seek_to_time(5_000.0, &mut time_of);
+    let mut from_undated = 0;
+    let mut from_dated = Vec::new();
+    source
+        .read_available(&mut |line| {
+            if line.origin == undated {
+                from_undated += 1;
+            } else {
+                from_dated.push(String::from_utf8_lossy(line.bytes).into_owned());
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(from_undated, 10_000);
+    assert_eq!(from_dated.len(), 1_000);
+    assert_eq!(from_dated[0], "T9000 host sshd[1]: message number 9000");
+    // Only before the first read.
+    append(&dated, "T1 late\n");
+    source.seek_to_time(f64::MAX, &mut time_of);
+    assert_eq!(read(&mut source).0, ["T1 late"]);
+}
