@@ -197,6 +197,7 @@ struct InotifyWatcher {
     inotify: Inotify,
     directories: HashMap<PathBuf, WatchDescriptor>,
     buffer: Vec<u8>,
+    reported_watch_failure: bool,
 }
 
 const FILE_EVENTS: WatchMask = WatchMask::MODIFY
@@ -217,6 +218,7 @@ impl InotifyWatcher {
             inotify: Inotify::init()?,
             directories: HashMap::new(),
             buffer: vec![0u8; 16 * 1024],
+            reported_watch_failure: false,
         })
     }
 
@@ -516,8 +518,24 @@ impl FileSource {
 
     fn watch_file(&mut self, path: &Path, reader: &mut Reader) {
         if let Watcher::Inotify(w) = &mut self.watcher {
-            // A failure (watch limit reached) leaves the file to the periodic sweep.
-            reader.watch = w.inotify.watches().add(path, FILE_EVENTS).ok();
+            match w.inotify.watches().add(path, FILE_EVENTS) {
+                Ok(wd) => reader.watch = Some(wd),
+                // Gone already: the next look handles it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    // Typically the per-user watch limit: the file is still read, at
+                    // each sweep instead of at once.
+                    if !std::mem::replace(&mut w.reported_watch_failure, true) {
+                        self.notices.push(Notice::Backend {
+                            message: format!(
+                                "cannot watch {} with inotify ({e}); it is checked every {:?} instead",
+                                path.display(),
+                                self.options.sweep_interval
+                            ),
+                        });
+                    }
+                }
+            }
         }
     }
 

@@ -893,15 +893,56 @@ fn an_unreadable_path_is_reported_and_the_other_files_carry_on() {
     );
     let (lines, stats) = read(&mut source);
     assert_eq!(lines, ["fine"]);
-    // A directory is not a log file: it matches nothing, and is waited for as a file.
+    // A directory is not a log file: it matches nothing, and is waited for as a file;
+    // the failure to open it is reported once.
     assert!(
         stats
             .notices
             .iter()
             .any(|n| matches!(n, Notice::NothingMatches { .. }))
     );
+    let io_errors = |notices: &[Notice]| {
+        notices
+            .iter()
+            .filter(|n| matches!(n, Notice::Io { path, .. } if path.ends_with("adir.log")))
+            .count()
+    };
+    assert_eq!(io_errors(&stats.notices), 1, "{:?}", stats.notices);
     append(&dir.join("good.log"), "still\n");
-    assert_eq!(read(&mut source).0, ["still"]);
+    let (lines, stats) = read(&mut source);
+    assert_eq!(lines, ["still"]);
+    assert_eq!(io_errors(&stats.notices), 0, "{:?}", stats.notices);
+}
+
+#[test]
+fn a_source_moves_to_a_jail_thread_behind_the_trait() {
+    let dir = TempDir::new("thread");
+    let path = dir.join("a.log");
+    append(&path, "first\n");
+    let mut source: Box<dyn LogSource> =
+        Box::new(fresh(&[dir.text("a.log")], quick(Backend::Auto)));
+    let waker = source.waker();
+    let jail = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        loop {
+            let (got, _) = read(source.as_mut());
+            lines.extend(got);
+            if source.wait(Duration::from_secs(10)).unwrap() == Wake::Woken {
+                return (lines, source.positions());
+            }
+        }
+    });
+    append(&path, "second\n");
+    std::thread::sleep(Duration::from_millis(200));
+    waker.wake();
+    let (lines, positions) = jail.join().unwrap();
+    assert_eq!(lines, ["first", "second"]);
+    let [Position::File(position)] = positions.as_slice() else {
+        panic!("{positions:?}");
+    };
+    assert_eq!(position.path, path);
+    assert_eq!(position.offset, 13);
+    assert_eq!(position.first_line_hash.len(), 40);
 }
 
 // ----- waiting -----
