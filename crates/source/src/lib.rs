@@ -29,6 +29,17 @@
 //!   the hex digest of the file's first line, newline included, as fail2ban stores them
 //!   (SHA-1 on Python 3; MD5 digests from older databases are recognised too), so
 //!   positions saved by fail2ban resume here and the other way round.
+//! - **Patterns are re-expanded, unlike fail2ban** (which globs once at start), so a
+//!   pattern broad enough to match rotated names (`auth.log*`) meets the rotated files
+//!   again: a renamed file keeps being read where it was (it moves to its new name once
+//!   drained), and a file new to the pattern whose first line was already read is a copy
+//!   (copytruncate's, or a backup) and is not read. Files that appear after the start are
+//!   otherwise read from their beginning.
+//! - **Starting like fail2ban.** `head` files resume at a saved position whose first-line
+//!   digest still matches, else start at 0; [`FileSource::seek_to_time`] then skips the
+//!   lines older than "now - findtime" by bisection, given the caller's date detection.
+//!   `tail` files start after their last complete line and ignore saved positions, as in
+//!   fail2ban.
 //! - **IO errors are reports, not failures.** A file that cannot be opened, read or
 //!   stat'ed produces a [`Notice`] and the other files carry on; nothing panics.
 
