@@ -787,6 +787,24 @@ fn py_mod_float(a: f64, b: f64) -> f64 {
     }
 }
 
+/// CPython's `float_floor_div`: from the exact `fmod`, not from `floor(a / b)`, which
+/// can be one off when the quotient rounds.
+fn py_floor_div_float(a: f64, b: f64) -> f64 {
+    let m = a % b;
+    let mut div = (a - m) / b;
+    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+        div -= 1.0;
+    }
+    if div == 0.0 {
+        return 0.0_f64.copysign(a / b);
+    }
+    let mut floor = div.floor();
+    if div - floor > 0.5 {
+        floor += 1.0;
+    }
+    floor
+}
+
 fn binary(op: BinOp, l: Number, r: Number) -> Result<Number, EvalError> {
     let zero_div = || EvalError("division by zero".to_string());
     let ints = l.as_int().zip(r.as_int());
@@ -826,7 +844,7 @@ fn binary(op: BinOp, l: Number, r: Number) -> Result<Number, EvalError> {
             if b == 0.0 {
                 return Err(zero_div());
             }
-            Ok(Number::Float(((a - py_mod_float(a, b)) / b).round()))
+            Ok(Number::Float(py_floor_div_float(a, b)))
         }
         BinOp::Mod => {
             if let Some((a, b)) = ints {
@@ -848,6 +866,15 @@ fn binary(op: BinOp, l: Number, r: Number) -> Result<Number, EvalError> {
                     "unsupported operand type for a bit operation: 'float'".to_string(),
                 ));
             };
+            if let (Number::Bool(x), Number::Bool(y)) = (l, r) {
+                // `bool & bool` stays a bool in Python; shifts do not.
+                match op {
+                    BinOp::BitAnd => return Ok(Number::Bool(x & y)),
+                    BinOp::BitOr => return Ok(Number::Bool(x | y)),
+                    BinOp::BitXor => return Ok(Number::Bool(x ^ y)),
+                    _ => {}
+                }
+            }
             match op {
                 BinOp::BitAnd => Ok(Number::Int(a & b)),
                 BinOp::BitOr => Ok(Number::Int(a | b)),
@@ -923,10 +950,13 @@ fn compare(op: CmpOp, l: Number, r: Number) -> bool {
 }
 
 fn float_to_int(x: f64, what: &str) -> Result<Number, EvalError> {
-    if !x.is_finite() || x.abs() >= 1.7e38 {
+    if !x.is_finite() {
         return Err(EvalError(format!(
             "{what}: cannot convert {x} to an integer"
         )));
+    }
+    if x.abs() >= 1.7e38 {
+        return Err(EvalError(format!("{what}: integer result too large")));
     }
     #[allow(clippy::cast_possible_truncation)]
     Ok(Number::Int(x as i128))
@@ -1019,16 +1049,7 @@ fn round(x: Number, digits: Option<Number>) -> Result<Number, EvalError> {
     };
     match (x, digits) {
         (Number::Float(f), None) => float_to_int(f.round_ties_even(), "round()"),
-        (Number::Float(f), Some(d)) => {
-            let d = i32::try_from(d.clamp(-400, 400)).unwrap_or(0);
-            let scale = 10f64.powi(d.abs());
-            let v = if d >= 0 {
-                (f * scale).round_ties_even() / scale
-            } else {
-                (f / scale).round_ties_even() * scale
-            };
-            Ok(Number::Float(if v.is_finite() { v } else { f }))
-        }
+        (Number::Float(f), Some(d)) => Ok(Number::Float(round_float(f, d))),
         (n, None) => Ok(Number::Int(n.as_int().unwrap_or(0))),
         (n, Some(d)) => {
             let i = n.as_int().unwrap_or(0);
@@ -1049,6 +1070,60 @@ fn round(x: Number, digits: Option<Number>) -> Result<Number, EvalError> {
             q.checked_mul(scale).map(Number::Int).ok_or_else(overflow)
         }
     }
+}
+
+/// `round(x, digits)` for a float: the exact binary value rounded in decimal, halves
+/// to even, as CPython does through its exact decimal conversion (so `round(0.05, 1)`
+/// is `0.1`, since 0.05 is slightly more than a half tenth, and `round(2.675, 2)` is
+/// `2.67`).
+fn round_float(x: f64, digits: i128) -> f64 {
+    if !x.is_finite() || x == 0.0 || digits > 323 {
+        return x;
+    }
+    if digits < -308 {
+        return 0.0_f64.copysign(x);
+    }
+    // Every double has a finite decimal expansion of at most 1074 fraction digits.
+    let exact = format!("{:.1100}", x.abs());
+    let (int_part, frac_part) = exact.split_once('.').unwrap_or((&exact, ""));
+    let all: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
+    let keep = i128::try_from(int_part.len()).unwrap_or(0) + digits;
+    if keep < 0 {
+        return 0.0_f64.copysign(x);
+    }
+    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+    if keep >= all.len() {
+        return x;
+    }
+    let (kept, rest) = all.split_at(keep);
+    let mut kept = kept.to_vec();
+    let last_odd = kept.last().is_some_and(|d| (d - b'0') % 2 == 1);
+    let round_up = match rest.first() {
+        Some(b'6'..=b'9') => true,
+        Some(b'5') => rest[1..].iter().any(|d| *d != b'0') || last_odd,
+        _ => false,
+    };
+    if round_up {
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if kept[i] == b'9' {
+                kept[i] = b'0';
+            } else {
+                kept[i] += 1;
+                break;
+            }
+        }
+    }
+    if kept.is_empty() {
+        kept.push(b'0');
+    }
+    let text = format!("{}e{}", String::from_utf8_lossy(&kept), -digits);
+    text.parse::<f64>().map_or(x, |v| v.copysign(x))
 }
 
 #[cfg(test)]
@@ -1098,6 +1173,11 @@ mod tests {
         assert_eq!(eval_text("0x10 + 0b11 + 1_000", &v), Number::Int(1019));
         assert_eq!(eval_text("1e3 + .5", &v), Number::Float(1000.5));
         assert_eq!(eval_text("round(2.5) + round(3.5)", &v), Number::Int(6));
+        assert_eq!(eval_text("round(0.05, 1)", &v), Number::Float(0.1));
+        assert_eq!(eval_text("round(2.675, 2)", &v), Number::Float(2.67));
+        assert_eq!(eval_text("round(1250.0, -2)", &v), Number::Float(1200.0));
+        assert_eq!(eval_text("round(-1350.0, -2)", &v), Number::Float(-1400.0));
+        assert_eq!(eval_text("round(99.96, 1)", &v), Number::Float(100.0));
         assert_eq!(eval_text("max(1, 2.0, 2)", &v), Number::Float(2.0));
         assert_eq!(eval_text("min(3, 3.0)", &v), Number::Int(3));
         assert_eq!(

@@ -4,6 +4,7 @@ tests/jail/differential.rs. fail2ban's clock is frozen per step (MyTime.setTime)
 its random source is replaced by the value the request gives."""
 
 import json
+import math
 import sys
 
 from fail2ban.server import jail as jail_module
@@ -94,7 +95,29 @@ def ban_manager(req):
     return {"steps": out, "state": state, "total": bm.getBanTotal()}
 
 
-HANDLERS = {"bantime": ban_times, "fail": fail_manager, "ban": ban_manager}
+def describe(value):
+    if isinstance(value, bool):
+        return "b:%s" % value
+    if isinstance(value, int):
+        return "i:%d" % value
+    if isinstance(value, float):
+        return "f:%r" % value
+    return "error:%s" % type(value).__name__
+
+
+def expressions(req):
+    base, count, factor = req["vars"]
+    scope = {"ban": ObserverThread.BanTimeIncr(base, count), "banFactor": factor, "math": math}
+    out = []
+    for text in req["exprs"]:
+        try:
+            out.append(describe(eval(text, {"math": math}, scope)))
+        except Exception as e:
+            out.append("error:%s" % type(e).__name__)
+    return {"values": out}
+
+
+HANDLERS = {"expr": expressions, "bantime": ban_times, "fail": fail_manager, "ban": ban_manager}
 
 requests = json.load(sys.stdin)
 json.dump([HANDLERS[r["kind"]](r) for r in requests], sys.stdout)
