@@ -117,7 +117,16 @@ def expressions(req):
     return {"values": out}
 
 
-HANDLERS = {"expr": expressions, "bantime": ban_times, "fail": fail_manager, "ban": ban_manager}
+def ignore_list(req):
+    from fail2ban.server.filter import Filter
+    f = Filter(None)
+    f.ignoreSelf = False
+    for entry in req["entries"]:
+        f.addIgnoreIP(entry)
+    return {"ignored": [bool(f.inIgnoreIPList(ip, log_ignore=False)) for ip in req["ids"]]}
+
+
+HANDLERS = {"ignore": ignore_list, "expr": expressions, "bantime": ban_times, "fail": fail_manager, "ban": ban_manager}
 
 requests = json.load(sys.stdin)
 json.dump([HANDLERS[r["kind"]](r) for r in requests], sys.stdout)

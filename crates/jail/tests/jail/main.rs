@@ -5,3 +5,4 @@
 
 mod differential;
 mod expressions;
+mod ignore;
