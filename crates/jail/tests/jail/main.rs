@@ -6,3 +6,4 @@
 mod differential;
 mod expressions;
 mod ignore;
+mod pipeline;
