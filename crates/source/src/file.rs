@@ -1,6 +1,6 @@
 //! [`FileSource`]: a jail's `logpath` patterns, the files they match, and the wake-ups.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::ops::ControlFlow;
 use std::os::fd::AsFd;
@@ -222,12 +222,8 @@ impl InotifyWatcher {
         })
     }
 
-    /// Reads the pending events; returns whether there were any, and whether any could
-    /// change what the patterns match.
-    fn take_events(&mut self) -> io::Result<(bool, bool)> {
-        let mut any = false;
-        let mut rescan = false;
-        let mut lost_directories = Vec::new();
+    /// Reads the pending events (without blocking) into hints.
+    fn take_events(&mut self, hints: &mut Hints) -> io::Result<()> {
         loop {
             let events = match self.inotify.read_events(&mut self.buffer) {
                 Ok(events) => events,
@@ -236,27 +232,51 @@ impl InotifyWatcher {
                 Err(e) => return Err(e),
             };
             for event in events {
-                any = true;
-                if event.mask.contains(EventMask::Q_OVERFLOW) || event.name.is_some() {
-                    rescan = true;
+                hints.any = true;
+                if event.mask.contains(EventMask::Q_OVERFLOW) {
+                    hints.everything = true;
+                    hints.rescan = true;
+                    continue;
                 }
-                if event
-                    .mask
-                    .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
-                {
-                    lost_directories.push(event.wd.clone());
+                let directory = self
+                    .directories
+                    .iter()
+                    .find(|(_, wd)| **wd == event.wd)
+                    .map(|(dir, _)| dir.clone());
+                match (directory, event.name) {
+                    (Some(dir), Some(name)) => {
+                        hints.entries.push(dir.join(name));
+                        hints.rescan = true;
+                    }
+                    (Some(dir), None) => {
+                        if event.mask.intersects(
+                            EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF,
+                        ) {
+                            // The directory is gone or moved: forget its watch so the
+                            // next sweep watches whatever then has its name.
+                            self.directories.remove(&dir);
+                            hints.everything = true;
+                            hints.rescan = true;
+                        }
+                    }
+                    (None, _) => hints.files.push(event.wd.clone()),
                 }
             }
         }
-        if !lost_directories.is_empty() {
-            // The directory is gone or moved: forget its watch so the next sweep watches
-            // whatever then has its name.
-            self.directories
-                .retain(|_, wd| !lost_directories.iter().any(|lost| lost == wd));
-            rescan = true;
-        }
-        Ok((any, rescan))
+        Ok(())
     }
+}
+
+/// What inotify said since the last look: which paths may have changed.
+#[derive(Debug, Default)]
+struct Hints {
+    any: bool,
+    /// Look at everything (queue overflow, a watched directory gone).
+    everything: bool,
+    /// A directory entry changed: the patterns may match something else.
+    rescan: bool,
+    files: Vec<WatchDescriptor>,
+    entries: Vec<PathBuf>,
 }
 
 /// Follows the files of one jail's `logpath` patterns. See the crate documentation.
@@ -274,6 +294,10 @@ pub struct FileSource {
     rescan_due: bool,
     /// First-line digests of files read so far, to recognise copies of them.
     seen_first_lines: VecDeque<String>,
+    /// Paths inotify says may have changed (all of them when `all_dirty`); the others
+    /// are left alone until the next sweep.
+    dirty: HashSet<PathBuf>,
+    all_dirty: bool,
 }
 
 impl FileSource {
@@ -321,6 +345,8 @@ impl FileSource {
             notices,
             rescan_due: false,
             seen_first_lines: VecDeque::new(),
+            dirty: HashSet::new(),
+            all_dirty: true,
         };
         source.watch_directories();
         source.expand_patterns(Some(saved));
@@ -794,6 +820,48 @@ impl FileSource {
         None
     }
 
+    /// Reads inotify's pending events (if inotify is used) and marks what they concern.
+    fn take_hints(&mut self) -> Result<bool, Error> {
+        let Watcher::Inotify(w) = &mut self.watcher else {
+            return Ok(false);
+        };
+        let mut hints = Hints::default();
+        w.take_events(&mut hints).map_err(Error::Wait)?;
+        self.rescan_due |= hints.rescan;
+        self.all_dirty |= hints.everything;
+        for wd in &hints.files {
+            for (path, tracked) in &self.files {
+                let watched = tracked
+                    .current
+                    .iter()
+                    .chain(&tracked.retired)
+                    .any(|r| r.watch.as_ref() == Some(wd));
+                if watched {
+                    self.dirty.insert(path.clone());
+                }
+            }
+        }
+        self.dirty.extend(hints.entries);
+        Ok(hints.any)
+    }
+
+    /// Whether a path must be looked at in this read: inotify said so, or inotify cannot
+    /// say (polling, no watch on the file), or it is in a state that is re-checked at
+    /// every read (waiting for a file, draining a rotated one).
+    fn due(&self, path: &Path, tracked: &Tracked) -> bool {
+        self.all_dirty
+            || self.dirty.contains(path)
+            || !tracked.retired.is_empty()
+            || tracked.current.as_ref().is_none_or(|r| r.watch.is_none())
+    }
+
+    /// The sink stopped the read: whatever this read was to look at is still to be looked
+    /// at (a second look at a path already read costs a stat).
+    fn after_break(&mut self, was_all: bool, paths: &[PathBuf]) {
+        self.all_dirty |= was_all;
+        self.dirty.extend(paths.iter().cloned());
+    }
+
     fn stats(&mut self, tally: Tally) -> ReadStats {
         ReadStats {
             lines: tally.lines,
@@ -968,32 +1036,52 @@ impl LogSource for FileSource {
         &mut self,
         sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
     ) -> Result<ReadStats, Error> {
+        // Events already queued cover every change made before this call.
+        if self.take_hints().is_err() {
+            self.all_dirty = true;
+        }
         let now = Instant::now();
         if self.rescan_due || now >= self.next_sweep {
             self.rescan_due = false;
             if now >= self.next_sweep {
                 self.next_sweep = now + self.options.sweep_interval;
+                self.all_dirty = true;
             }
             self.watch_directories();
             self.expand_patterns(None);
+        }
+        if matches!(self.watcher, Watcher::Polling { .. }) {
+            self.all_dirty = true;
         }
         let mut tally = Tally::default();
         // Truncations first, so that a copy made by copytruncate is recognised as such
         // below; and files new to the patterns before the others, as they hold older
         // lines (rotated or copied) than the files that took their place.
+        let due: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(path, t)| self.due(path, t))
+            .map(|(path, _)| path.clone())
+            .collect();
         let FileSource {
             files,
             notices,
             seen_first_lines,
             ..
         } = self;
-        for (path, tracked) in files.iter_mut() {
-            check_current(path, tracked, notices, seen_first_lines);
+        for path in &due {
+            if let Some(tracked) = files.get_mut(path) {
+                check_current(path, tracked, notices, seen_first_lines);
+            }
         }
-        let (mut paths, others): (Vec<_>, Vec<_>) =
-            self.files.iter().partition(|(_, t)| t.discovered);
+        let (mut paths, others): (Vec<PathBuf>, Vec<PathBuf>) = due
+            .into_iter()
+            .partition(|path| self.files.get(path).is_some_and(|t| t.discovered));
         paths.extend(others);
-        let paths: Vec<PathBuf> = paths.into_iter().map(|(path, _)| path.clone()).collect();
+        let was_all = std::mem::take(&mut self.all_dirty);
+        for path in &paths {
+            self.dirty.remove(path);
+        }
         // Rotated-away files hold the oldest lines of all.
         for path in &paths {
             let Some(mut tracked) = self.files.remove(path) else {
@@ -1002,23 +1090,25 @@ impl LogSource for FileSource {
             let flow = self.drain_retired(path, &mut tracked, sink, &mut tally);
             self.files.insert(path.clone(), tracked);
             if flow.is_break() {
+                self.after_break(was_all, &paths);
                 return Ok(self.stats(tally));
             }
         }
-        for path in paths {
-            let Some(mut tracked) = self.files.remove(&path) else {
+        for path in &paths {
+            let Some(mut tracked) = self.files.remove(path) else {
                 continue;
             };
             tracked.seek_allowed = false;
-            let flow = self.service(&path, &mut tracked, sink, &mut tally);
+            let flow = self.service(path, &mut tracked, sink, &mut tally);
             let gone = tracked.current.is_none()
                 && tracked.retired.is_empty()
                 && !tracked.literal
-                && std::fs::metadata(&path).is_err();
+                && std::fs::metadata(path).is_err();
             if !gone {
-                self.files.insert(path, tracked);
+                self.files.insert(path.clone(), tracked);
             }
             if flow.is_break() {
+                self.after_break(was_all, &paths);
                 break;
             }
         }
@@ -1049,13 +1139,9 @@ impl LogSource for FileSource {
                 return Ok(Wake::Woken);
             }
             match &mut self.watcher {
-                Watcher::Inotify(w) => {
-                    if readable.get(1) == Some(&true) {
-                        let (any, rescan) = w.take_events().map_err(Error::Wait)?;
-                        self.rescan_due |= rescan;
-                        if any {
-                            return Ok(Wake::Ready);
-                        }
+                Watcher::Inotify(_) => {
+                    if readable.get(1) == Some(&true) && self.take_hints()? {
+                        return Ok(Wake::Ready);
                     }
                 }
                 Watcher::Polling { next_poll } => {

@@ -365,10 +365,15 @@ fn run_model(seed: u64, backend: Backend, tail: bool, broad: bool) -> ModelRun {
     } else {
         pattern
     };
-    // The script reads without waiting, so nothing would trigger a re-expansion of the
-    // pattern: re-expand at every read instead.
+    // With inotify, the events queued by the script's actions alone must lead each read
+    // to what changed: no periodic sweep helps. Polling has no events, so it re-expands
+    // the pattern at every read instead.
+    let sweep_interval = match backend {
+        Backend::Polling => Duration::ZERO,
+        _ => Duration::from_secs(3600),
+    };
     let options = FileSourceOptions {
-        sweep_interval: Duration::ZERO,
+        sweep_interval,
         ..quick(backend)
     };
     let mut source = fresh(&[spec], options);
