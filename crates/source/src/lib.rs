@@ -11,11 +11,12 @@
 //!   there may be something to read, the timeout passes, or a [`Waker`] (cloneable,
 //!   `Send`) interrupts it, so a jail can be stopped promptly.
 //! - **Events are hints, `stat` is the truth.** inotify (on the files and on their
-//!   directories) only decides *when* to look; every look compares the path's
-//!   `(dev, inode)` and size with the open descriptor. The polling backend just looks
-//!   every `poll_interval`. A periodic sweep re-expands the glob patterns (new matching
-//!   files are picked up) and re-checks everything, so a missed event costs latency, never
-//!   lines.
+//!   directories) only decides *when* and *where* to look: a read drains the queued
+//!   events and looks at the paths they name (so one busy log among hundreds costs one
+//!   file's work); every look compares the path's `(dev, inode)` and size with the open
+//!   descriptor. The polling backend looks at everything every `poll_interval`. A
+//!   periodic sweep re-expands the glob patterns (new matching files are picked up) and
+//!   re-checks everything, so a missed event costs latency, never lines.
 //! - **Exactly once, in order, across rotation.** Each file is read through a descriptor
 //!   kept open: when the path starts naming another file (rename-and-create, delete and
 //!   re-create) the old descriptor is drained to its end first, and kept draining for a
