@@ -18,6 +18,48 @@
 //! names are resolved through the caller's [`Resolver`], and what the store knows about
 //! earlier bans arrives as [`PriorBans`]. That keeps every rule testable with a frozen
 //! clock and comparable with fail2ban's own code.
+//!
+//! ```
+//! use rampart_jail::{BanOutcome, FailureId, IgnoreCheck, Jail, JailConfig, Resolver, Ticket};
+//!
+//! struct NoDns;
+//! impl Resolver for NoDns {
+//!     fn resolve(&mut self, _name: &str, _now: f64) -> Vec<std::net::IpAddr> {
+//!         Vec::new()
+//!     }
+//! }
+//!
+//! let options = [("maxretry", "2"), ("findtime", "10m"), ("bantime", "1h"), ("ignoreip", "127.0.0.1/8")];
+//! let mut jail = Jail::new(JailConfig::from_options(options, &[]).unwrap());
+//! let id = FailureId::parse("192.0.2.7", rampart_filter::AddrHint::Any);
+//! let mut to_ban = None;
+//! for time in [1000.0, 1010.0] {
+//!     // From the filter: `Ticket::from_failure(&failure, now)`.
+//!     let ticket = Ticket::new(id.clone(), time);
+//!     assert_eq!(jail.check_ignore(&ticket.id, time, &mut NoDns), IgnoreCheck::NotIgnored);
+//!     to_ban = jail.add_failure(ticket, None);
+//! }
+//! let outcome = jail.ban(to_ban.unwrap(), None, 1011.0, || 0.5);
+//! assert!(matches!(outcome, BanOutcome::Banned { record: true, .. }));
+//! assert_eq!(jail.next_unban_at(), Some(1010.0 + 3600.0));
+//! assert!(jail.tick(4610.0).is_empty());
+//! assert_eq!(jail.tick(4611.0).len(), 1);
+//! ```
+//!
+//! Where this differs from fail2ban on purpose:
+//!
+//! - fail2ban raises a known offender's ban time in a background thread after the ban
+//!   actions started, so `<bantime>` may still show the base; [`Jail::ban`] returns the
+//!   final ban time before the caller runs any action.
+//! - fail2ban adds a known offender's extra attempts as a second failure, which counts
+//!   its `failures` twice and, when other failures are pending, its matched lines
+//!   twice; here the failure is counted once with the extra weight. The retry count, and
+//!   so every ban decision, is the same.
+//! - A formula may only use the grammar of [`Formula`]; fail2ban would evaluate any
+//!   Python (and fail at ban time on what it cannot run). Integers beyond 128 bits and
+//!   complex numbers are refused where Python would carry on.
+//! - `ignorecache` is not implemented: the verdict of the lists is cheap, and caching
+//!   `ignorecommand` is left to the caller that runs it.
 
 mod ban;
 mod bantime;
