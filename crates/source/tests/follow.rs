@@ -1282,3 +1282,86 @@ fn seek_to_time_keeps_logs_without_dates_and_never_goes_back() {
     source.seek_to_time(f64::MAX, &mut time_of);
     assert_eq!(read(&mut source).0, ["T1 late"]);
 }
+
+// ----- the real logrotate -----
+
+fn logrotate(dir: &TempDir, directives: &str) {
+    let config = dir.join("logrotate.conf");
+    fs::write(
+        &config,
+        format!(
+            "{} {{\n  rotate 5\n  nocompress\n  missingok\n  {directives}\n}}\n",
+            dir.text("app.log")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(dir.join("logrotate.state"))
+        .arg(&config)
+        .output()
+        .expect("logrotate is needed (Debian package logrotate)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn lines_survive_real_logrotate_in_create_and_copytruncate_modes() {
+    for (directives, broad) in [
+        ("create", false),
+        ("copytruncate", false),
+        ("create", true),
+        ("copytruncate", true),
+    ] {
+        let dir = TempDir::new("logrotate");
+        let path = dir.join("app.log");
+        let mut daemon = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let pattern = if broad {
+            dir.text("app.log*")
+        } else {
+            dir.text("app.log")
+        };
+        let mut source = fresh(&[pattern], quick(Backend::Inotify));
+        let mut expected = Vec::new();
+        let mut got = Vec::new();
+        let mut next = 0;
+        for round in 0..4 {
+            for _ in 0..20 {
+                writeln!(daemon, "line {next} round {round}").unwrap();
+                expected.push(format!("line {next} round {round}"));
+                next += 1;
+            }
+            // Caught up before each rotation; the daemon then writes on during it.
+            got.extend(
+                follow_until(
+                    &mut source,
+                    expected.len() - got.len(),
+                    Duration::from_secs(5),
+                )
+                .0,
+            );
+            logrotate(&dir, directives);
+            if directives.starts_with("create") {
+                // A late reopen (the postrotate signal): two lines still go to the old file.
+                for _ in 0..2 {
+                    writeln!(daemon, "line {next} late").unwrap();
+                    expected.push(format!("line {next} late"));
+                    next += 1;
+                }
+                daemon = OpenOptions::new().append(true).open(&path).unwrap();
+            }
+        }
+        writeln!(daemon, "line {next} last").unwrap();
+        expected.push(format!("line {next} last"));
+        got.extend(settle(&mut source, Duration::from_millis(800)).0);
+        assert_eq!(got, expected, "{directives} (broad pattern: {broad})");
+    }
+}
