@@ -73,6 +73,10 @@ pub enum MatchError {
     GaveUp { pattern: String, reason: String },
 }
 
+/// Haystacks longer than this (bytes) get a DFA pass before a capture search.
+#[cfg(feature = "pcre2")]
+const LONG_HAYSTACK: usize = 512;
+
 /// How many steps the backtracking engine may take on one haystack.
 const BACKTRACK_LIMIT: usize = 1_000_000;
 
@@ -294,7 +298,20 @@ impl Regex {
             .pcre
             .get_or_init(|| pcre::Pcre::new(&self.tree, self.group_count))
         {
-            match pcre.captures(haystack, locations) {
+            // On long haystacks a backtracker that tries every start position costs
+            // far more than one DFA pass: let the DFA find where the leftmost match
+            // starts (both follow the same leftmost-first rule), or that there is none,
+            // and start PCRE2 there.
+            let mut start = 0;
+            if haystack.len() > LONG_HAYSTACK
+                && let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack))
+            {
+                match regex.find(haystack) {
+                    Some(m) => start = m.start(),
+                    None => return Ok(false),
+                }
+            }
+            match pcre.captures(haystack, start, locations) {
                 pcre::Outcome::Match => return Ok(true),
                 pcre::Outcome::NoMatch => return Ok(false),
                 pcre::Outcome::Undecided => locations.clear(self.group_count + 1),

@@ -53,14 +53,23 @@ impl Pcre {
         })
     }
 
-    pub(crate) fn captures(&self, haystack: &str, locations: &mut Locations) -> Outcome {
+    /// Searches from byte `start` (earlier text still counts for lookbehinds).
+    pub(crate) fn captures(
+        &self,
+        haystack: &str,
+        start: usize,
+        locations: &mut Locations,
+    ) -> Outcome {
         let mut locs = self
             .spare
             .lock()
             .ok()
             .and_then(|mut spare| spare.pop())
             .unwrap_or_else(|| self.regex.capture_locations());
-        let outcome = match self.regex.captures_read(&mut locs, haystack.as_bytes()) {
+        let outcome = match self
+            .regex
+            .captures_read_at(&mut locs, haystack.as_bytes(), start)
+        {
             Ok(Some(_)) => {
                 for (i, span) in locations.spans.iter_mut().enumerate() {
                     *span = locs.get(i);
