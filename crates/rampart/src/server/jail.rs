@@ -392,8 +392,14 @@ pub fn ban_ticket(
     use_increment: bool,
     now: f64,
 ) -> bool {
+    let overall = st
+        .jail
+        .config()
+        .increment
+        .as_ref()
+        .is_some_and(rampart_jail::Increment::overall_jails);
     let prior = if use_increment {
-        prior_bans(shared, name, &ticket)
+        prior_bans(shared, name, &ticket, overall)
     } else {
         None
     };
@@ -459,10 +465,11 @@ pub fn ban_ticket(
     }
 }
 
-fn prior_bans(shared: &Shared, name: &str, ticket: &Ticket) -> Option<PriorBans> {
+/// What the store knows of `ticket`'s earlier bans: in this jail, or in every jail
+/// (`bantime.overalljails`, for the ban time only; counting always uses this jail's).
+fn prior_bans(shared: &Shared, name: &str, ticket: &Ticket, overall: bool) -> Option<PriorBans> {
     let store = shared.store.lock().ok()?;
     let store = store.as_ref()?;
-    let overall = false;
     let stats = store
         .ban_stats(&ticket.id.to_string(), (!overall).then_some(name))
         .ok()??;
@@ -638,7 +645,12 @@ impl Worker {
                 self.shared.logger.log(
                     INFO,
                     "fail2ban.filter",
-                    &format!("[{}] Ignore {} by {reason:?}", self.name, ticket.id),
+                    &format!(
+                        "[{}] Ignore {} by {}",
+                        self.name,
+                        ticket.id,
+                        reason.source()
+                    ),
                 );
                 return;
             }
@@ -667,7 +679,7 @@ impl Worker {
             ),
         );
         let prior = if self.use_increment {
-            prior_bans(&self.shared, &self.name, &ticket)
+            prior_bans(&self.shared, &self.name, &ticket, false)
         } else {
             None
         };
@@ -698,7 +710,8 @@ impl Worker {
             let result = store.set_log_position(
                 &self.name,
                 &p.path.to_string_lossy(),
-                Some(p.first_line_hash.as_str()).filter(|h| !h.is_empty()),
+                // fail2ban writes '' for "no first line yet", and only resumes from that.
+                Some(p.first_line_hash.as_str()),
                 p.offset as i64,
             );
             if let Err(e) = result {
