@@ -54,6 +54,13 @@ pub fn run(argv: &[String], default_config: &Path, program: &str) -> Result<u8> 
     }
     let socket = match &options.socket {
         Some(s) => s.clone(),
+        // No tree here (a checkout run with `-c config` on the server side, say): the
+        // server's default socket.
+        None if !config.exists() => PathBuf::from(if program == "fail2ban-client" {
+            "/var/run/fail2ban/fail2ban.sock"
+        } else {
+            "/run/rampart/rampart.sock"
+        }),
         None => {
             let basedir = config.to_string_lossy();
             rampart_config::read_server_settings(&rampart_config::OsFs, &basedir)
