@@ -1,0 +1,175 @@
+//! The firewall actions of rampart's own tree, run for real inside a network namespace
+//! this test creates (and always deletes): start, ban an IPv4 and an IPv6 address, see
+//! the address in the firewall, unban, see it gone, stop. The host's own firewall is
+//! never touched.
+//!
+//! Not run here: firewalld and shorewall (their daemons do not run on these machines;
+//! the tree test resolves their commands), the mail actions (the end-to-end tests send
+//! real mail).
+
+// Test support code: a failed setup step should stop the test where it happened.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rampart_action::{ActionContext, CommandAction, Executor, JailAction, Ticket};
+
+struct NetNs(String);
+
+impl NetNs {
+    fn new(tag: &str) -> NetNs {
+        let name = format!("rt-act-{tag}-{}", std::process::id());
+        let out = Command::new("ip").args(["netns", "add", &name]).output();
+        match out {
+            Ok(o) if o.status.success() => NetNs(name),
+            other => panic!("this test needs `ip netns add` (root, iproute2): {other:?}"),
+        }
+    }
+
+    fn run(&self, argv: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(argv)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn own_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
+
+/// The action as a jail of our tree resolves it, with `args` given the jail's way.
+fn resolve(action: &str, args: &str) -> rampart_config::Action {
+    let dir = std::env::temp_dir().join(format!("rampart-act-{action}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&own_config(), &dir);
+    std::fs::write(dir.join("sshd.log"), "").unwrap();
+    std::fs::write(
+        dir.join("jail.local"),
+        format!(
+            "[sshd]\nenabled = true\nlogpath = {}\naction = {action}[{args}]\n",
+            dir.join("sshd.log").display()
+        ),
+    )
+    .unwrap();
+    let config = rampart_config::read_configuration(
+        &rampart_config::OsFs,
+        &dir.to_string_lossy(),
+        &rampart_config::ReadOptions::default(),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let jail = config.jails.into_iter().find(|j| j.name == "sshd").unwrap();
+    assert!(
+        jail.config_error.is_none(),
+        "{action}: {:?}",
+        jail.config_error
+    );
+    jail.actions.into_iter().next().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// What the firewall of `ns` shows (everything an action could have changed).
+fn firewall(ns: &NetNs) -> String {
+    [
+        ns.run(&["nft", "list", "ruleset"]),
+        ns.run(&["iptables-save"]),
+        ns.run(&["ip6tables-save"]),
+        ns.run(&["ipset", "list"]),
+        ns.run(&["ip", "route", "show", "table", "all"]),
+        ns.run(&["ip", "-6", "route", "show", "table", "all"]),
+    ]
+    .join("\n")
+}
+
+fn exercise(action_name: &str, args: &str, shows: &dyn Fn(&NetNs) -> String) {
+    let ns = NetNs::new(&action_name.chars().take(8).collect::<String>());
+    let action = resolve(action_name, args);
+    let mut ctx = ActionContext::new("sshd");
+    ctx.executor = Executor::new().with_prefix(["ip", "netns", "exec", ns.0.as_str()]);
+    let mut action = CommandAction::from_config(&action, ctx).unwrap();
+    action
+        .start()
+        .unwrap_or_else(|e| panic!("{action_name}: start: {e}"));
+    for ip in ["192.0.2.1", "2001:db8::7"] {
+        let ticket = Ticket::new(ip);
+        assert!(
+            !shows(&ns).contains(ip),
+            "{action_name}: {ip} there before the ban"
+        );
+        action
+            .ban(&ticket)
+            .unwrap_or_else(|e| panic!("{action_name}: ban {ip}: {e}"));
+        assert!(
+            shows(&ns).contains(ip),
+            "{action_name}: {ip} not banned:\n{}",
+            shows(&ns)
+        );
+        action
+            .unban(&ticket)
+            .unwrap_or_else(|e| panic!("{action_name}: unban {ip}: {e}"));
+        assert!(
+            !shows(&ns).contains(ip),
+            "{action_name}: {ip} still there:\n{}",
+            shows(&ns)
+        );
+    }
+    action
+        .stop()
+        .unwrap_or_else(|e| panic!("{action_name}: stop: {e}"));
+}
+
+#[test]
+fn firewall_actions_ban_and_unban_in_a_namespace() {
+    for name in [
+        "nftables-multiport",
+        "nftables-allports",
+        "iptables",
+        "iptables-multiport",
+        "iptables-allports",
+        "iptables-new",
+        "iptables-multiport-log",
+        "iptables-ipset",
+        "iptables-ipset-proto6",
+        "iptables-ipset-proto6-allports",
+        "route",
+    ] {
+        exercise(name, "port=ssh", &firewall);
+    }
+}
+
+#[test]
+fn file_actions_ban_and_unban() {
+    let dir = std::env::temp_dir().join(format!("rampart-act-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let deny = dir.join("hosts.deny");
+    std::fs::write(&deny, "# test\n").unwrap();
+    let read = |p: PathBuf| move |_: &NetNs| std::fs::read_to_string(&p).unwrap_or_default();
+    exercise(
+        "hostsdeny",
+        &format!("file=\"{}\"", deny.display()),
+        &read(deny.clone()),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
