@@ -42,6 +42,14 @@ impl BanManager {
         self.ban_time
     }
 
+    /// Changes the jail's `bantime` (`-1` = permanent).
+    pub fn set_jail_ban_time(&mut self, ban_time: i64) {
+        #[allow(clippy::cast_precision_loss)]
+        {
+            self.ban_time = ban_time as f64;
+        }
+    }
+
     /// Bans `ticket` at `now`. The ban ends at the ticket's time (its last failure)
     /// plus its ban time, so a ticket found late may already be over. A new ban counts
     /// in the totals and increments the ticket's ban count.

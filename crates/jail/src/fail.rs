@@ -44,6 +44,18 @@ impl FailManager {
     }
 
     /// `maxretry`.
+    pub fn set_max_retry(&mut self, max_retry: u32) {
+        self.max_retry = max_retry;
+    }
+
+    pub fn set_find_time(&mut self, find_time: f64) {
+        self.find_time = find_time;
+    }
+
+    pub fn set_max_matches(&mut self, max_matches: usize) {
+        self.max_matches = max_matches;
+    }
+
     pub fn max_retry(&self) -> u32 {
         self.max_retry
     }

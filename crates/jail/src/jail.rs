@@ -178,6 +178,31 @@ impl Jail {
         &self.config
     }
 
+    /// `set JAIL bantime`: also the ban time of running bans that have none of their
+    /// own, as in fail2ban.
+    pub fn set_ban_time(&mut self, ban_time: i64) {
+        self.config.ban_time = ban_time;
+        self.bans.set_jail_ban_time(ban_time);
+    }
+
+    /// `set JAIL findtime`.
+    pub fn set_find_time(&mut self, find_time: f64) {
+        self.config.find_time = find_time;
+        self.failures.set_find_time(find_time);
+    }
+
+    /// `set JAIL maxretry`.
+    pub fn set_max_retry(&mut self, max_retry: u32) {
+        self.config.max_retry = max_retry;
+        self.failures.set_max_retry(max_retry);
+    }
+
+    /// `set JAIL maxmatches`.
+    pub fn set_max_matches(&mut self, max_matches: usize) {
+        self.config.max_matches = max_matches;
+        self.failures.set_max_matches(max_matches);
+    }
+
     /// The failure counts (`Currently failed` = `len()`, `Total failed` = `total()`).
     pub fn failures(&self) -> &FailManager {
         &self.failures

@@ -302,5 +302,13 @@ fn control_commands_ban_and_unban_by_hand() {
             .contains("does not exist")
     );
     assert!(env.client(&["frobnicate"]).contains("Invalid command"));
+    assert_eq!(env.client(&["set", "sshd", "maxretry", "7"]).trim(), "7");
+    assert_eq!(env.client(&["get", "sshd", "maxretry"]).trim(), "7");
+    assert_eq!(env.client(&["set", "sshd", "bantime", "1h"]).trim(), "3600");
+    assert_eq!(env.client(&["get", "sshd", "bantime"]).trim(), "3600");
+    assert_eq!(
+        env.fail2ban_client(&["get", "sshd", "findtime"]).trim(),
+        "600"
+    );
     env.stop();
 }

@@ -142,6 +142,9 @@ impl rampart_control::Handler for Handler {
                 })
             }
             ["get", jail, what] => with_jail(&shared, jail, |st| get_jail(st, what)),
+            ["set", jail, what, value] => {
+                with_jail_mut(&shared, jail, |st, _| set_jail(st, what, value))
+            }
             _ => Err(invalid()),
         }
     }
@@ -302,6 +305,40 @@ fn get_jail(st: &JailState, what: &str) -> Result<PyValue, PyException> {
                 .map(|id| s(id.to_string()))
                 .collect(),
         ),
+        _ => return Err(invalid()),
+    })
+}
+
+fn set_jail(st: &mut JailState, what: &str, value: &str) -> Result<PyValue, PyException> {
+    let seconds = |v: &str| {
+        rampart_dates::str2seconds(v).map_err(|e| PyException::value_error(e.to_string()))
+    };
+    let count = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| PyException::value_error(format!("invalid literal for int(): {v:?}")))
+    };
+    Ok(match what {
+        "bantime" => {
+            let secs = seconds(value)? as i64;
+            st.jail.set_ban_time(secs);
+            int(secs)
+        }
+        "findtime" => {
+            let secs = seconds(value)?;
+            st.jail.set_find_time(secs);
+            int(secs as i64)
+        }
+        "maxretry" => {
+            let n = count(value)?;
+            st.jail.set_max_retry(n);
+            int(n)
+        }
+        "maxmatches" => {
+            let n = count(value)?;
+            st.jail.set_max_matches(n as usize);
+            int(n)
+        }
         _ => return Err(invalid()),
     })
 }
