@@ -43,6 +43,11 @@ fn copy_tree(from: &Path, to: &Path) {
 
 impl Env {
     fn new(name: &str, bantime: u32) -> Env {
+        Env::with_extra(name, bantime, "")
+    }
+
+    /// With more `jail.local` text after the `[sshd]` jail (`{d}` is the test's dir).
+    fn with_extra(name: &str, bantime: u32, extra: &str) -> Env {
         let dir =
             std::env::temp_dir().join(format!("rampart-server-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -69,7 +74,8 @@ impl Env {
             conf.join("jail.local"),
             format!(
                 "[sshd]\nenabled = true\nlogpath = {d}/auth.log\nmaxretry = 5\nfindtime = 600\n\
-                 bantime = {bantime}\naction = record\n"
+                 bantime = {bantime}\naction = record\n{}",
+                extra.replace("{d}", &d.to_string())
             ),
         )
         .unwrap();
@@ -121,6 +127,10 @@ impl Env {
     }
 
     fn failed_login(&self, ip: &str, user: &str) {
+        self.failed_login_in("auth.log", ip, user);
+    }
+
+    fn failed_login_in(&self, file: &str, ip: &str, user: &str) {
         use std::io::Write;
         // A syslog date of now, as sshd would write it.
         let date = Command::new("date")
@@ -130,7 +140,7 @@ impl Env {
         let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
         let mut f = std::fs::OpenOptions::new()
             .append(true)
-            .open(self.dir.join("auth.log"))
+            .open(self.dir.join(file))
             .unwrap();
         writeln!(
             f,
@@ -311,4 +321,48 @@ fn control_commands_ban_and_unban_by_hand() {
         "600"
     );
     env.stop();
+}
+
+#[test]
+fn a_hanging_action_delays_neither_other_jails_nor_its_own_log() {
+    let extra = "[slow]\nenabled = true\nfilter = sshd\nlogpath = {d}/slow.log\nmaxretry = 1\n\
+                 action = sleepy\n";
+    let mut env = Env::with_extra("slow", 600, extra);
+    let d = env.dir.display().to_string();
+    std::fs::write(
+        env.dir.join("conf/action.d/sleepy.conf"),
+        format!(
+            "[Definition]\nactionban = echo slow-ban-begins >> {d}/actions; sleep 60\n\
+             actionunban = true\n[Init]\ntimeout = 120\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(env.dir.join("slow.log"), "").unwrap();
+    env.start();
+    env.failed_login_in("slow.log", "203.0.113.50", "x");
+    env.wait_for(
+        |e| e.actions().iter().any(|a| a == "slow-ban-begins"),
+        "the slow jail's ban action to hang",
+    );
+    // Its own log goes on being read while its action hangs...
+    env.failed_login_in("slow.log", "203.0.113.51", "y");
+    env.wait_for(
+        |e| e.log().contains("[slow] Ban 203.0.113.51"),
+        "the slow jail's next ban",
+    );
+    // ...and another jail bans at once.
+    let started = Instant::now();
+    for _ in 0..5 {
+        env.failed_login("192.0.2.99", "z");
+    }
+    env.wait_for(
+        |e| e.actions().iter().any(|a| a.starts_with("ban 192.0.2.99")),
+        "the other jail's ban",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    env.kill();
 }
