@@ -1,0 +1,693 @@
+//! The classic scenario with real parts only: a real OpenSSH server in a network
+//! namespace logs through a real rsyslogd, a real ssh client in a second namespace fails
+//! to log in, `rampart server` (running inside the server's namespace, on a copy of
+//! Debian's stock fail2ban tree) bans the client with the stock nftables action and mails
+//! root through the local exim with the whois and log-line report.
+//!
+//! What is checked: four counted failures do not ban, the fifth does; the address is in
+//! the namespace's nft set and the client's TCP connections to port 22 fail; the mail
+//! arrives once with the address, the jail and the log lines; the unmodified
+//! `fail2ban-client` of the package reports the ban; a SIGKILL of the daemon and a restart
+//! restore the ban once; the ban ends by itself after bantime and port 22 answers again.
+//!
+//! Everything the test creates (two namespaces, a veth pair between them, the daemons, a
+//! temporary directory, an empty `/dev/log` placeholder) is removed by a guard, also when
+//! an assertion fails. The host's own firewall is never touched: every `nft` runs inside
+//! the server namespace. Needs root and the packages openssh-server, sshpass, rsyslog,
+//! exim4-daemon-light, whois, nftables and iproute2.
+
+// Test support code: a failed setup step should stop the test where it happened.
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
+const BANTIME_SECS: u64 = 20;
+/// Generous: the machine is shared and each failed ssh login takes about 2 s of PAM delay.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// Debian routes root's mail to `mail` when root has no alias; `root` covers an alias.
+const MAILBOXES: [&str; 2] = ["/var/mail/mail", "/var/mail/root"];
+
+/// Owns everything the scenario creates; dropping it removes all of it.
+struct Scenario {
+    dir: PathBuf,
+    server_ns: String,
+    attacker_ns: String,
+    namespaces: Vec<String>,
+    server_ip: String,
+    attacker_ip: String,
+    rsyslogd: Option<Child>,
+    sshd: Option<Child>,
+    rampart: Option<Child>,
+    created_dev_log: bool,
+    /// Where each mailbox ended when the test began: only mail after that is ours.
+    mailbox_starts: Vec<(PathBuf, u64)>,
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        for child in [self.rampart.take(), self.sshd.take(), self.rsyslogd.take()]
+            .into_iter()
+            .flatten()
+        {
+            kill_group(child);
+        }
+        for ns in &self.namespaces {
+            // sshd's per-connection processes call setsid(), leaving the group; one whose
+            // client was banned mid-login would wait for LoginGraceTime. Only processes
+            // this test started live in its namespaces.
+            kill_namespace_processes(ns);
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        if self.created_dev_log {
+            // Only the empty placeholder this test made; a real socket stays untouched.
+            let dev_log = Path::new("/dev/log");
+            if let Ok(meta) = std::fs::symlink_metadata(dev_log)
+                && meta.is_file()
+                && meta.len() == 0
+            {
+                let _ = std::fs::remove_file(dev_log);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every daemon is started as the leader of its own process group, so this also ends
+/// the children it forked (sshd's per-connection processes, rampart's action shells).
+fn kill_group(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn kill_namespace_processes(ns: &str) {
+    let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() else {
+        return;
+    };
+    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = Command::new("kill")
+            .args(["-KILL", pid])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn require_tools() {
+    let id = Command::new("id").arg("-u").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&id.stdout).trim(),
+        "0",
+        "this test needs root (network namespaces, nft, sshd, mail delivery); CI runs it as root"
+    );
+    for (tool, package) in [
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("/usr/bin/sshpass", "sshpass"),
+        ("/usr/sbin/rsyslogd", "rsyslog"),
+        ("/usr/sbin/sendmail", "exim4-daemon-light"),
+        ("/usr/bin/whois", "whois"),
+        ("/usr/sbin/nft", "nftables"),
+        ("/usr/bin/ssh", "openssh-client"),
+    ] {
+        assert!(
+            Path::new(tool).exists(),
+            "this test needs {tool}: apt-get install {package}"
+        );
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ip(args: &[&str]) {
+    run(
+        Command::new("ip").args(args),
+        &format!("ip {}", args.join(" ")),
+    );
+}
+
+impl Scenario {
+    fn new() -> Scenario {
+        require_tools();
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("rampart-e2e-sshd-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // A subnet of 198.18.0.0/15 per run, so a mail of this run is told apart by its address.
+        let octet = pid % 250 + 1;
+        let mut scenario = Scenario {
+            dir,
+            server_ns: format!("rt-e2e-srv-{pid}"),
+            attacker_ns: format!("rt-e2e-att-{pid}"),
+            namespaces: Vec::new(),
+            server_ip: format!("198.18.{octet}.1"),
+            attacker_ip: format!("198.18.{octet}.2"),
+            rsyslogd: None,
+            sshd: None,
+            rampart: None,
+            created_dev_log: false,
+            mailbox_starts: MAILBOXES
+                .iter()
+                .map(|m| {
+                    let len = std::fs::metadata(m).map(|m| m.len()).unwrap_or(0);
+                    (PathBuf::from(m), len)
+                })
+                .collect(),
+        };
+        scenario.network(pid);
+        scenario
+    }
+
+    fn network(&mut self, pid: u32) {
+        for ns in [self.server_ns.clone(), self.attacker_ns.clone()] {
+            let out = Command::new("ip").args(["netns", "add", &ns]).output();
+            match out {
+                Ok(o) if o.status.success() => self.namespaces.push(ns),
+                other => panic!("this test needs `ip netns add` (root, iproute2): {other:?}"),
+            }
+        }
+        let (veth_s, veth_a) = (format!("e2s{pid}"), format!("e2a{pid}"));
+        let (s, a) = (self.server_ns.clone(), self.attacker_ns.clone());
+        ip(&[
+            "link", "add", &veth_s, "netns", &s, "type", "veth", "peer", "name", &veth_a, "netns",
+            &a,
+        ]);
+        ip(&[
+            "-n",
+            &s,
+            "addr",
+            "add",
+            &format!("{}/24", self.server_ip),
+            "dev",
+            &veth_s,
+        ]);
+        ip(&[
+            "-n",
+            &a,
+            "addr",
+            "add",
+            &format!("{}/24", self.attacker_ip),
+            "dev",
+            &veth_a,
+        ]);
+        for (ns, dev) in [
+            (&s, veth_s.as_str()),
+            (&a, veth_a.as_str()),
+            (&s, "lo"),
+            (&a, "lo"),
+        ] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+    }
+
+    fn in_ns(&self, ns: &str, argv: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).args(argv);
+        cmd
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn auth_log(&self) -> String {
+        std::fs::read_to_string(self.path("auth.log")).unwrap_or_default()
+    }
+
+    fn rampart_log(&self) -> String {
+        std::fs::read_to_string(self.path("rampart.log")).unwrap_or_default()
+    }
+
+    fn diagnostics(&self) -> String {
+        let ruleset = self
+            .in_ns(&self.server_ns, &["nft", "list", "ruleset"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        format!(
+            "--- auth.log:\n{}\n--- rampart log:\n{}\n--- nft ruleset:\n{ruleset}",
+            self.auth_log(),
+            self.rampart_log()
+        )
+    }
+
+    fn wait_for(&self, what: &str, cond: impl Fn(&Scenario) -> bool) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < PATIENCE {
+            if cond(self) {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}\n{}", self.diagnostics());
+    }
+
+    /// rsyslogd with only a private log socket and one file in the traditional format.
+    fn start_syslog(&mut self) {
+        let conf = self.path("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "module(load=\"imuxsock\" SysSock.Name=\"{sock}\")\n\
+                 *.* action(type=\"omfile\" file=\"{log}\" template=\"RSYSLOG_TraditionalFileFormat\")\n",
+                sock = self.path("log.sock").display(),
+                log = self.path("auth.log").display(),
+            ),
+        )
+        .unwrap();
+        let child = self
+            .in_ns(&self.server_ns, &["/usr/sbin/rsyslogd", "-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(self.path("rsyslogd.pid"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("rsyslogd starts");
+        self.rsyslogd = Some(child);
+        self.wait_for("rsyslogd's socket", |s| s.path("log.sock").exists());
+    }
+
+    /// sshd with its own key and config, in its own mount namespace where `/dev/log` is
+    /// rsyslogd's private socket (glibc's syslog() only knows that path).
+    fn start_sshd(&mut self) {
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let key = self.path("ssh_host_ed25519_key");
+        run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key),
+            "ssh-keygen for the host key",
+        );
+        let conf = self.path("sshd_config");
+        std::fs::write(
+            &conf,
+            format!(
+                "ListenAddress {}\nPort 22\nHostKey {}\nPidFile {}\nPasswordAuthentication yes\n\
+                 UsePAM yes\nSyslogFacility AUTH\nLogLevel INFO\n",
+                self.server_ip,
+                key.display(),
+                self.path("sshd.pid").display()
+            ),
+        )
+        .unwrap();
+        run(
+            Command::new("/usr/sbin/sshd")
+                .arg("-t")
+                .arg("-f")
+                .arg(&conf),
+            "sshd -t (configuration check)",
+        );
+        // The bind mount needs a file to mount over; it is created here, outside any
+        // private namespace, so the guard can remove it.
+        if std::fs::symlink_metadata("/dev/log").is_err() {
+            std::fs::write("/dev/log", "").unwrap();
+            self.created_dev_log = true;
+        }
+        let script = format!(
+            "mount --bind '{}' /dev/log && exec /usr/sbin/sshd -D -f '{}'",
+            self.path("log.sock").display(),
+            conf.display()
+        );
+        let child = self
+            .in_ns(&self.server_ns, &["unshare", "-m", "sh", "-c", &script])
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("sshd starts");
+        self.sshd = Some(child);
+        let listening = format!("Server listening on {} port 22", self.server_ip);
+        self.wait_for("sshd listening (logged through rsyslogd)", |s| {
+            s.auth_log().contains(&listening)
+        });
+    }
+
+    /// A copy of Debian's stock tree with the jail turned on the way an admin would.
+    fn write_config(&self) {
+        let conf = self.path("conf");
+        copy_tree(&rampart_reference::fail2ban().config_dir(), &conf);
+        let d = self.dir.display();
+        std::fs::write(
+            conf.join("fail2ban.local"),
+            format!(
+                "[Definition]\ndbfile = {d}/db.sqlite3\nsocket = {d}/sock\npidfile = {d}/pid\n\
+                 logtarget = {d}/rampart.log\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            conf.join("jail.local"),
+            format!(
+                "[sshd]\nenabled = true\nlogpath = {d}/auth.log\nmaxretry = 5\nfindtime = 600\n\
+                 bantime = {BANTIME_SECS}\nbanaction = nftables-multiport\n\
+                 action = %(action_mwl)s\ndestemail = root@localhost\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn start_rampart(&mut self) {
+        let before = self.rampart_log().matches("Server ready").count();
+        let conf = self.path("conf");
+        let child = self
+            .in_ns(&self.server_ns, &[RAMPART, "server", "-f", "-c"])
+            .arg(&conf)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("rampart server starts");
+        self.rampart = Some(child);
+        self.wait_for("rampart to be ready", |s| {
+            s.rampart_log().matches("Server ready").count() > before
+        });
+    }
+
+    /// SIGKILL: no stop actions run, the firewall and the database stay as they were.
+    fn kill_rampart(&mut self) {
+        if let Some(mut child) = self.rampart.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// One failed password login from the attacker namespace. A login that is not
+    /// banned on the way returns once sshd has logged its failed password. The login
+    /// that bans may lose its connection halfway (its first line is already the fifth
+    /// failure), so it is only bounded in time.
+    fn failed_login(&self, banned_on_the_way: bool) {
+        let failed = format!(
+            "Failed password for invalid user baduser from {} ",
+            self.attacker_ip
+        );
+        let logged = |s: &Scenario| s.auth_log().matches(&failed).count();
+        let before = logged(self);
+        let out = self
+            .in_ns(
+                &self.attacker_ns,
+                &[
+                    "timeout",
+                    "60",
+                    "sshpass",
+                    "-p",
+                    "wrong",
+                    "ssh",
+                    "-o",
+                    "PreferredAuthentications=password",
+                    "-o",
+                    "PubkeyAuthentication=no",
+                    "-o",
+                    "NumberOfPasswordPrompts=1",
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "ConnectTimeout=30",
+                    &format!("baduser@{}", self.server_ip),
+                    "true",
+                ],
+            )
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if banned_on_the_way {
+            return;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("Permission denied"),
+            "the ssh login should be refused by sshd, got {}: {stderr}\n{}",
+            out.status,
+            self.diagnostics()
+        );
+        // sshd logs the failure before it answers the client, so this comes quickly.
+        self.wait_for("sshd to log the failed password", |s| logged(s) > before);
+    }
+
+    /// How many of the log's lines the stock sshd filter counts as failures of the
+    /// attacker, as `rampart regex` reads the file (lets the test wait until the daemon
+    /// has seen everything instead of sleeping).
+    fn failures_in_log(&self) -> usize {
+        let filter = self.path("conf/filter.d/sshd.conf");
+        let out = run(
+            Command::new(RAMPART)
+                .arg("regex")
+                .arg(self.path("auth.log"))
+                .arg(&filter),
+            "rampart regex on the sshd log",
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let summary = text
+            .lines()
+            .find(|l| l.starts_with("Lines:"))
+            .unwrap_or_else(|| panic!("no summary in rampart regex output:\n{text}"));
+        let matched = summary
+            .split(',')
+            .find_map(|part| part.trim().strip_suffix(" matched"))
+            .unwrap_or_else(|| panic!("no matched count in {summary:?}"));
+        matched.trim().parse().unwrap()
+    }
+
+    fn found_by_daemon(&self) -> usize {
+        self.rampart_log()
+            .matches(&format!("Found {}", self.attacker_ip))
+            .count()
+    }
+
+    /// How often the attacker's address appears as an element of the server's firewall.
+    fn in_firewall(&self) -> usize {
+        let out = run(
+            &mut self.in_ns(&self.server_ns, &["nft", "list", "ruleset"]),
+            "nft list ruleset in the server namespace",
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|word| *word == self.attacker_ip)
+            .count()
+    }
+
+    /// Whether a TCP connection from the attacker to the server's port 22 opens.
+    fn port_22_open(&self) -> bool {
+        let script = format!("exec 3<>/dev/tcp/{}/22", self.server_ip);
+        self.in_ns(&self.attacker_ns, &["timeout", "3", "bash", "-c", &script])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// The mails delivered since the test began, one string per message.
+    fn new_mails(&self) -> Vec<String> {
+        let mut mails = Vec::new();
+        for (path, start) in &self.mailbox_starts {
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
+            // A mailbox that shrank was rewritten by someone else: read all of it.
+            let from = if (bytes.len() as u64) < *start {
+                0
+            } else {
+                *start as usize
+            };
+            let text = String::from_utf8_lossy(&bytes[from..]).into_owned();
+            for message in text.split("\nFrom ") {
+                if !message.trim().is_empty() {
+                    mails.push(message.to_string());
+                }
+            }
+        }
+        mails
+    }
+
+    fn ban_mails(&self) -> Vec<String> {
+        let subject = format!("[Fail2Ban] sshd: banned {} ", self.attacker_ip);
+        self.new_mails()
+            .into_iter()
+            .filter(|m| m.contains(&subject))
+            .collect()
+    }
+
+    fn fail2ban_client_status(&self) -> String {
+        let reference = rampart_reference::fail2ban();
+        let out = run(
+            reference
+                .script("fail2ban-client")
+                .expect("python3 runs the reference client")
+                .arg("-c")
+                .arg(self.path("conf"))
+                .arg("-s")
+                .arg(self.path("sock"))
+                .args(["status", "sshd"]),
+            "fail2ban-client status sshd",
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+#[test]
+fn a_real_sshd_attack_is_banned_by_nftables_and_mailed() {
+    let started = Instant::now();
+    let lap = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
+    let mut s = Scenario::new();
+    s.start_syslog();
+    s.start_sshd();
+    s.write_config();
+    s.start_rampart();
+    lap("namespaces, rsyslogd, sshd and rampart up");
+    assert!(
+        s.port_22_open(),
+        "port 22 closed before any ban\n{}",
+        s.diagnostics()
+    );
+
+    // Failed logins until the filter counts four failures (each login gives the stock
+    // filter an "Invalid user" and a "Failed password" line).
+    let mut logins = 0;
+    while s.failures_in_log() < 4 {
+        s.failed_login(false);
+        logins += 1;
+        assert!(
+            logins <= 4,
+            "four logins gave fewer than four failures\n{}",
+            s.diagnostics()
+        );
+    }
+    assert_eq!(
+        s.failures_in_log(),
+        4,
+        "the logins should stop exactly at four failures\n{}",
+        s.diagnostics()
+    );
+    s.wait_for("the daemon to count four failures", |s| {
+        s.found_by_daemon() == 4
+    });
+    lap(&format!("{logins} logins, 4 failures counted"));
+    assert!(
+        !s.rampart_log().contains(&format!("Ban {}", s.attacker_ip)),
+        "banned before maxretry\n{}",
+        s.diagnostics()
+    );
+    assert_eq!(
+        s.in_firewall(),
+        0,
+        "in the set too early\n{}",
+        s.diagnostics()
+    );
+    assert!(s.port_22_open(), "port 22 closed before the ban");
+
+    // The fifth failure bans.
+    s.failed_login(true);
+    let waited = s.wait_for("the address in the nft set", |s| s.in_firewall() == 1);
+    lap(&format!(
+        "banned ({} ms after sshd logged the login)",
+        waited.as_millis()
+    ));
+    assert!(
+        s.rampart_log()
+            .contains(&format!("NOTICE  [sshd] Ban {}", s.attacker_ip)),
+        "{}",
+        s.diagnostics()
+    );
+    assert!(
+        !s.port_22_open(),
+        "port 22 still open while banned\n{}",
+        s.diagnostics()
+    );
+
+    let status = s.fail2ban_client_status();
+    assert!(status.contains("Status for the jail: sshd"), "{status}");
+    assert!(status.contains("Currently banned:\t1"), "{status}");
+    assert!(
+        status.contains(&format!("Banned IP list:\t{}", s.attacker_ip)),
+        "{status}"
+    );
+    lap("fail2ban-client reports the ban");
+
+    // SIGKILL while banned, then start again: the database brings the ban back, once.
+    s.kill_rampart();
+    s.start_rampart();
+    let restore = format!("Restore Ban {}", s.attacker_ip);
+    s.wait_for("the restored ban", |s| s.rampart_log().contains(&restore));
+    assert_eq!(
+        s.rampart_log().matches(&restore).count(),
+        1,
+        "{}",
+        s.diagnostics()
+    );
+    assert_eq!(
+        s.in_firewall(),
+        1,
+        "the address once in the set\n{}",
+        s.diagnostics()
+    );
+    assert!(
+        !s.port_22_open(),
+        "port 22 open after the restore\n{}",
+        s.diagnostics()
+    );
+    lap("killed, restarted, ban restored");
+
+    // The mail: whois has no network and fails fast, the report still goes out.
+    s.wait_for("the ban mail", |s| !s.ban_mails().is_empty());
+    let mail = s.ban_mails().remove(0);
+    assert!(mail.contains("To: root@localhost"), "{mail}");
+    assert!(
+        mail.contains(&format!("The IP {} has just been banned", s.attacker_ip)),
+        "{mail}"
+    );
+    assert!(mail.contains("attempts against sshd"), "{mail}");
+    assert!(
+        mail.contains(&format!(
+            "Failed password for invalid user baduser from {}",
+            s.attacker_ip
+        )),
+        "the log lines are missing from the mail:\n{mail}"
+    );
+    lap("ban mail delivered");
+
+    // The ban ends by itself; a restored ban is not mailed again.
+    s.wait_for("the unban after bantime", |s| s.in_firewall() == 0);
+    assert!(
+        s.rampart_log()
+            .contains(&format!("NOTICE  [sshd] Unban {}", s.attacker_ip)),
+        "{}",
+        s.diagnostics()
+    );
+    assert!(
+        s.port_22_open(),
+        "port 22 still closed after the unban\n{}",
+        s.diagnostics()
+    );
+    assert_eq!(s.ban_mails().len(), 1, "{:#?}", s.ban_mails());
+    lap("unbanned after bantime, port 22 open again");
+}
