@@ -41,6 +41,10 @@ impl Pcre {
         let regex = RegexBuilder::new()
             .utf(true)
             .ucp(true)
+            // The default 32 KiB JIT stack runs out on a long line with a lazy loop, and
+            // the search would go to a slower engine; the stack is reserved, not used,
+            // until a search needs it.
+            .max_jit_stack_size(Some(1 << 20))
             .jit_if_available(true)
             .build(&text)
             .ok()?;
