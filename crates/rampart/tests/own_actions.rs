@@ -145,6 +145,7 @@ fn firewall_actions_ban_and_unban_in_a_namespace() {
     for name in [
         "nftables-multiport",
         "nftables-allports",
+        "nftables-timeout",
         "iptables",
         "iptables-multiport",
         "iptables-allports",
@@ -172,4 +173,115 @@ fn file_actions_ban_and_unban() {
         &read(deny.clone()),
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn kernel_timeouts_lift_bans_by_themselves() {
+    let ns = NetNs::new("nfto");
+    let action = resolve("nftables-timeout", "port=ssh");
+    let mut ctx = ActionContext::new("sshd");
+    ctx.executor = Executor::new().with_prefix(["ip", "netns", "exec", ns.0.as_str()]);
+    let mut action = CommandAction::from_config(&action, ctx).unwrap();
+    action.start().unwrap();
+    let mut ticket = Ticket::new("192.0.2.33");
+    ticket.bantime = 2;
+    action.ban(&ticket).unwrap();
+    let ruleset = ns.run(&["nft", "list", "ruleset"]);
+    assert!(
+        ruleset.contains("192.0.2.33") && ruleset.contains("expires"),
+        "{ruleset}"
+    );
+    let started = std::time::Instant::now();
+    while ns.run(&["nft", "list", "ruleset"]).contains("192.0.2.33") {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "the kernel did not expire the ban"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The unban that follows finds nothing to remove, and that is success.
+    action.unban(&ticket).unwrap();
+    action.stop().unwrap();
+}
+
+/// Two namespaces joined by a veth pair: `server` listens on port 22, `client` at
+/// 198.18.0.2 connects to it. While banned by the action, its connections fail.
+#[test]
+fn a_banned_client_really_is_dropped() {
+    let server = NetNs::new("srv");
+    let client = NetNs::new("cli");
+    let veth = format!("rtv{}", std::process::id() % 100_000);
+    let ok = |argv: &[&str]| {
+        let status = Command::new(argv[0]).args(&argv[1..]).status().unwrap();
+        assert!(status.success(), "{argv:?}");
+    };
+    ok(&[
+        "ip", "link", "add", &veth, "netns", &server.0, "type", "veth", "peer", "name", "c",
+        "netns", &client.0,
+    ]);
+    ok(&[
+        "ip",
+        "-n",
+        &server.0,
+        "addr",
+        "add",
+        "198.18.0.1/24",
+        "dev",
+        &veth,
+    ]);
+    ok(&[
+        "ip",
+        "-n",
+        &client.0,
+        "addr",
+        "add",
+        "198.18.0.2/24",
+        "dev",
+        "c",
+    ]);
+    for (ns, dev) in [(&server, veth.as_str()), (&client, "c")] {
+        ok(&["ip", "-n", &ns.0, "link", "set", dev, "up"]);
+        ok(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
+    }
+    let mut listener = Command::new("ip")
+        .args(["netns", "exec", &server.0, "python3", "-c"])
+        .arg(
+            "import socket\n\
+             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('198.18.0.1', 22)); s.listen(16)\n\
+             while True:\n    c, _ = s.accept(); c.close()\n",
+        )
+        .spawn()
+        .unwrap();
+    let connects = || {
+        Command::new("ip")
+            .args(["netns", "exec", &client.0, "timeout", "3", "bash", "-c"])
+            .arg("exec 3<>/dev/tcp/198.18.0.1/22")
+            .status()
+            .unwrap()
+            .success()
+    };
+    let started = std::time::Instant::now();
+    while !connects() {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "the listener never came up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let action = resolve("nftables-multiport", "port=ssh");
+    let mut ctx = ActionContext::new("sshd");
+    ctx.executor = Executor::new().with_prefix(["ip", "netns", "exec", server.0.as_str()]);
+    let mut action = CommandAction::from_config(&action, ctx).unwrap();
+    action.start().unwrap();
+    let ticket = Ticket::new("198.18.0.2");
+    action.ban(&ticket).unwrap();
+    let banned = connects();
+    action.unban(&ticket).unwrap();
+    let after = connects();
+    action.stop().unwrap();
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert!(!banned, "the banned client still connects");
+    assert!(after, "the client cannot connect after the unban");
 }
