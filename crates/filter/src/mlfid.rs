@@ -29,10 +29,12 @@ struct Entry {
 }
 
 impl MlfidCache {
-    fn get(&mut self, id: &str, now: f64) -> Option<FailData> {
+    /// The data of a live id, moved out (the entry keeps its place and expiry; the
+    /// merge writes the new data back with [`MlfidCache::update`]). Expired ids go.
+    fn take(&mut self, id: &str, now: f64) -> Option<FailData> {
         let pos = self.entries.get_index_of(id)?;
-        match self.entries.get_index(pos) {
-            Some((_, e)) if e.expires > now => Some(e.data.clone()),
+        match self.entries.get_index_mut(pos) {
+            Some((_, e)) if e.expires > now => Some(std::mem::take(&mut e.data)),
             _ => {
                 self.entries.shift_remove_index(pos);
                 None
@@ -111,7 +113,7 @@ pub(crate) fn merge(
     now: f64,
     k: &Keys,
 ) -> FailData {
-    let known = cache.get(id, now);
+    let known = cache.take(id, now);
     let mut flags = 0u8;
     if fail.truthy(keys::MLFGAINED) {
         flags |= GAINED | NOFAIL;
