@@ -10,6 +10,8 @@
 // Test support code: a failed setup step should stop the test where it happened.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -51,7 +53,7 @@ fn own_config() -> PathBuf {
 fn resolve(action: &str, args: &str) -> rampart_config::Action {
     let dir = std::env::temp_dir().join(format!("rampart-act-{action}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(&own_config(), &dir);
+    support::copy_tree(&own_config(), &dir);
     std::fs::write(dir.join("sshd.log"), "").unwrap();
     std::fs::write(
         dir.join("jail.local"),
@@ -75,19 +77,6 @@ fn resolve(action: &str, args: &str) -> rampart_config::Action {
         jail.config_error
     );
     jail.actions.into_iter().next().unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// What the firewall of `ns` shows (everything an action could have changed).

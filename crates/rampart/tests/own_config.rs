@@ -7,6 +7,8 @@
 //!   (fail2ban's rule against log injection);
 //! - every filter survives adversarial 64 KiB lines in well under 10 ms each.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,22 @@ fn own_config() -> PathBuf {
 
 fn own_samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/samples")
+}
+
+/// One of our filters, read as a jail would read it.
+fn read_own_filter(name: &str) -> rampart_config::ResolvedFilter {
+    rampart_config::read_filter(
+        &rampart_config::OsFs,
+        &own_config().to_string_lossy(),
+        &rampart_config::FilterRequest {
+            spec: name,
+            jail_name: "jail",
+            jail_vars: &indexmap::IndexMap::new(),
+            backend: "auto",
+        },
+    )
+    .expect("our filter reads")
+    .0
 }
 
 /// Filters of ours that are real filters (not `*-common` includes).
@@ -104,17 +122,7 @@ fn no_greedy_catch_all_before_the_host() {
     assert!(!greedy_before_host("^Failed \\.* from <HOST>"));
     let mut wrong = Vec::new();
     for name in own_filters() {
-        let (filter, _) = rampart_config::read_filter(
-            &rampart_config::OsFs,
-            &own_config().to_string_lossy(),
-            &rampart_config::FilterRequest {
-                spec: &name,
-                jail_name: "jail",
-                jail_vars: &indexmap::IndexMap::new(),
-                backend: "auto",
-            },
-        )
-        .expect("our filter reads");
+        let filter = read_own_filter(&name);
         wrong.extend(
             filter
                 .failregex
@@ -165,17 +173,7 @@ fn every_filter_is_fast_on_adversarial_lines() {
     let limit = Duration::from_millis(10);
     let mut slow = Vec::new();
     for name in own_filters() {
-        let (resolved, _) = rampart_config::read_filter(
-            &rampart_config::OsFs,
-            &own_config().to_string_lossy(),
-            &rampart_config::FilterRequest {
-                spec: &name,
-                jail_name: "jail",
-                jail_vars: &indexmap::IndexMap::new(),
-                backend: "auto",
-            },
-        )
-        .expect("our filter reads");
+        let resolved = read_own_filter(&name);
         let spec = FilterSpec {
             prefregex: resolved.prefregex.clone(),
             failregex: resolved.failregex.clone(),
@@ -275,7 +273,7 @@ fn the_tree_resolves_with_every_jail_enabled() {
     assert!(shipped.jails.iter().all(|j| j.config_error.is_none()));
     let copy = std::env::temp_dir().join(format!("rampart-tree-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&copy);
-    copy_dir(&own_config(), &copy);
+    support::copy_tree(&own_config(), &copy);
     let ours = std::fs::read_to_string(own_config().join("jail.conf")).expect("our jail.conf");
     let local: String = jail_sections(&ours)
         .iter()
@@ -303,17 +301,4 @@ fn the_tree_resolves_with_every_jail_enabled() {
         all.jails.iter().filter(|j| j.enabled).count(),
         jail_sections(&ours).len()
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("readdir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }

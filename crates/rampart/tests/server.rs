@@ -10,6 +10,8 @@
 // Test support code: a failed setup step should stop the test where it happened.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,19 +30,6 @@ impl Drop for Env {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 impl Env {
     fn new(name: &str, bantime: u32) -> Env {
         Env::with_extra(name, bantime, "")
@@ -52,7 +41,7 @@ impl Env {
             std::env::temp_dir().join(format!("rampart-server-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let conf = dir.join("conf");
-        copy_tree(&rampart_reference::fail2ban().config_dir(), &conf);
+        support::copy_tree(&rampart_reference::fail2ban().config_dir(), &conf);
         let d = dir.display();
         std::fs::write(
             conf.join("action.d/record.conf"),
