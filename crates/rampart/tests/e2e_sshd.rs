@@ -9,6 +9,9 @@
 //! arrives once with the address, the jail and the log lines; the unmodified
 //! `fail2ban-client` of the package reports the ban; a SIGKILL of the daemon and a restart
 //! restore the ban once; the ban ends by itself after bantime and port 22 answers again.
+//! The same attack then comes from the client's IPv6 address (the action's own ip6 set).
+//! Each login gives the stock filter two failures ("Invalid user", "Failed password"),
+//! so two logins are four failures and the third login's first line is the fifth.
 //!
 //! Everything the test creates (two namespaces, a veth pair between them, the daemons, a
 //! temporary directory, an empty `/dev/log` placeholder) is removed by a guard, also when
