@@ -309,6 +309,18 @@ fn control_commands_ban_and_unban_by_hand() {
         env.fail2ban_client(&["get", "sshd", "findtime"]).trim(),
         "600"
     );
+
+    // A jail stopped and started again over the socket keeps its bans (the store).
+    env.client(&["stop", "sshd"]);
+    assert!(env.client(&["status", "sshd"]).contains("does not exist"));
+    assert!(env.client(&["status"]).contains("Number of jail:\t0"));
+    env.client(&["start", "sshd"]);
+    let status = env.client(&["status", "sshd"]);
+    assert!(status.contains("198.51.100.9"), "{status}");
+    // Reloaded with --unban, it starts without them.
+    env.fail2ban_client(&["reload", "--unban", "sshd"]);
+    let status = env.client(&["status", "sshd"]);
+    assert!(status.contains("Currently banned:\t0"), "{status}");
     env.stop();
 }
 

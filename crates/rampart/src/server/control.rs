@@ -55,9 +55,36 @@ impl rampart_control::Handler for Handler {
                 request.stop_server();
                 Ok(PyValue::None)
             }
+            ["reload", jail, ..] if *jail != "--all" => {
+                let unban = matches!(request.values().get(2), Some(PyValue::List(opts))
+                    if opts.iter().any(|o| o.to_string() == "--unban"));
+                let jail = jail.to_string();
+                if let Some(running) = take_jail(&shared, &jail) {
+                    running.stop(&shared);
+                }
+                if unban {
+                    forget_bans(&shared, &jail);
+                }
+                start_jail(&shared, &jail)?;
+                Ok(s("OK"))
+            }
             ["reload", ..] => {
                 shared.reload.store(true, Ordering::SeqCst);
                 Ok(s("OK"))
+            }
+            ["stop", jail] => {
+                let running =
+                    take_jail(&shared, jail).ok_or_else(|| PyException::unknown_jail(*jail))?;
+                running.stop(&shared);
+                Ok(PyValue::None)
+            }
+            ["start", jail] => {
+                let running = shared.jails.lock().is_ok_and(|j| j.contains_key(*jail));
+                if running {
+                    return Err(PyException::duplicate_jail(*jail));
+                }
+                start_jail(&shared, jail)?;
+                Ok(PyValue::None)
             }
             ["flushlogs"] => match shared.logger.reopen() {
                 Ok(true) => Ok(s("rolled over")),
@@ -147,6 +174,45 @@ impl rampart_control::Handler for Handler {
             }
             _ => Err(invalid()),
         }
+    }
+}
+
+/// Takes a running jail out of the server's map (the caller stops it, outside the lock).
+fn take_jail(shared: &Shared, name: &str) -> Option<super::jail::RunningJail> {
+    shared.jails.lock().ok()?.shift_remove(name)
+}
+
+/// Starts jail `name` as the configuration on disk defines it now.
+fn start_jail(shared: &Arc<Shared>, name: &str) -> Result<(), PyException> {
+    let config = super::read_configuration(&shared.config_dir)
+        .map_err(|e| PyException::failed(format!("{e:#}")))?;
+    let jail = config
+        .jails
+        .iter()
+        .find(|j| j.name == name)
+        .ok_or_else(|| PyException::unknown_jail(name))?;
+    if let Some(error) = &jail.config_error {
+        return Err(PyException::failed(format!("jail {name}: {error}")));
+    }
+    let running = super::jail::RunningJail::start(jail, shared)
+        .map_err(|e| PyException::failed(format!("{e:#}")))?;
+    if let Ok(mut jails) = shared.jails.lock() {
+        jails.insert(name.to_string(), running);
+    }
+    Ok(())
+}
+
+/// `reload --unban JAIL`: its bans are not restored.
+fn forget_bans(shared: &Shared, name: &str) {
+    if let Ok(mut store) = shared.store.lock()
+        && let Some(store) = store.as_mut()
+        && let Err(e) = store.remove_jail_bans(name)
+    {
+        shared.logger.log(
+            super::log::ERROR,
+            "fail2ban.database",
+            &format!("[{name}] {e}"),
+        );
     }
 }
 

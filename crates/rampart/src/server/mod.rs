@@ -82,7 +82,7 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-fn read_configuration(dir: &Path) -> Result<rampart_config::Configuration> {
+pub(super) fn read_configuration(dir: &Path) -> Result<rampart_config::Configuration> {
     let basedir = dir.to_string_lossy();
     rampart_config::read_configuration(
         &rampart_config::OsFs,
