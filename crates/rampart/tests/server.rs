@@ -367,3 +367,29 @@ fn a_hanging_action_delays_neither_other_jails_nor_its_own_log() {
     );
     env.kill();
 }
+
+#[test]
+fn old_lines_in_the_log_at_start_count_for_nothing() {
+    let mut env = Env::new("old", 600);
+    let old = Command::new("date")
+        .args(["-d", "2 days ago", "+%b %e %H:%M:%S"])
+        .output()
+        .unwrap();
+    let old = String::from_utf8_lossy(&old.stdout).trim().to_string();
+    let lines: String = (0..8)
+        .map(|i| {
+            format!(
+                "{old} host sshd[77{i}]: Failed password for invalid user old from 192.0.2.50 port 4{i} ssh2\n"
+            )
+        })
+        .collect();
+    std::fs::write(env.dir.join("auth.log"), lines).unwrap();
+    env.start();
+    env.failed_login("192.0.2.51", "new");
+    env.wait_for(|e| e.log().contains("Found 192.0.2.51"), "the new failure");
+    let status = env.client(&["status", "sshd"]);
+    assert!(status.contains("Total failed:\t1"), "{status}");
+    assert!(status.contains("Currently banned:\t0"), "{status}");
+    assert!(!env.log().contains("192.0.2.50"), "{}", env.log());
+    env.stop();
+}

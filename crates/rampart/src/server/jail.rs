@@ -542,6 +542,11 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         let mut dirty = false;
+        // The first read catches up with what the logs already hold: as in fail2ban,
+        // lines older than findtime are dropped then, and only afterwards do far-off
+        // dates count as "now".
+        self.engine.filter.set_in_operation(false);
+        let mut caught_up = false;
         while !self.stop.load(Ordering::SeqCst) {
             let mut failures: Vec<Failure> = Vec::new();
             let mut lines = 0u64;
@@ -584,11 +589,16 @@ impl Worker {
                     &format!("[{}] reading the logs failed: {e}", self.name),
                 ),
             }
+            if !caught_up {
+                caught_up = true;
+                self.engine.filter.set_in_operation(true);
+            }
             for notice in self.engine.filter.take_notices() {
+                let (level, text) = describe(&notice);
                 self.shared.logger.log(
-                    WARNING,
+                    level,
                     "fail2ban.filter",
-                    &format!("[{}] {notice:?}", self.name),
+                    &format!("[{}] {text}", self.name),
                 );
             }
             let now = wall_clock();
@@ -738,4 +748,27 @@ fn run_ignore_command(command: &str, ticket: &Ticket) -> bool {
         .stdin(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// How the log words what a filter noticed (fail2ban's levels: old lines are debug).
+fn describe(notice: &rampart_filter::Notice) -> (i64, String) {
+    use rampart_filter::Notice;
+    match notice {
+        Notice::TooOld { line } => (DEBUG, format!("Ignore line older than findtime: {line}")),
+        Notice::TimeSkew { delta, line } => (
+            WARNING,
+            format!(
+                "Simulate NOW in operation since found time has too large deviation {delta:.0} s: {line}"
+            ),
+        ),
+        Notice::MatchWithoutDate { line } => (
+            WARNING,
+            format!("Found a match but no valid date/time in: {line}"),
+        ),
+        Notice::UnparsableDate { text } => (WARNING, format!("Cannot convert the date {text:?}")),
+        Notice::RegexGaveUp { regex } => (
+            WARNING,
+            format!("The regex engine gave up on a line (counted, skipped): {regex}"),
+        ),
+    }
 }
