@@ -10,21 +10,32 @@
 //! `fail2ban-client` of the package reports the ban; a SIGKILL of the daemon and a restart
 //! restore the ban once; the ban ends by itself after bantime and port 22 answers again.
 //! The same attack then comes from the client's IPv6 address (the action's own ip6 set).
+//! A second run plays the whole scenario with Debian's `iptables-multiport` action
+//! instead, where "banned" means a rule for the address in the jail's `f2b-sshd` chain of
+//! `iptables -S` / `ip6tables -S` inside the server namespace. There the daemon is ended
+//! with SIGTERM instead of SIGKILL before the restart: the stock iptables actionban
+//! inserts a rule without checking for one (fail2ban does the same), so a rule left by a
+//! SIGKILL would sit beside the restored one and outlive the unban.
 //! Each login gives the stock filter two failures ("Invalid user", "Failed password"),
 //! so two logins are four failures and the third login's first line is the fifth.
 //!
-//! Everything the test creates (two namespaces, a veth pair between them, the daemons, a
+//! Everything a run creates (two namespaces, a veth pair between them, the daemons, a
 //! temporary directory, an empty `/dev/log` placeholder) is removed by a guard, also when
-//! an assertion fails. The host's own firewall is never touched: every `nft` runs inside
-//! the server namespace. Needs root and the packages openssh-server, sshpass, rsyslog,
-//! exim4-daemon-light, whois, nftables and iproute2.
+//! an assertion fails. The host's own firewall is never touched: every `nft`, `iptables`
+//! and `ip6tables` runs inside the server namespace. The two runs go in parallel: each has
+//! its own namespaces, subnets and directory, tells its mails apart by its addresses, and
+//! the `/dev/log` placeholder stays until the last run using it ends. Needs root and the
+//! packages openssh-server, sshpass, rsyslog, exim4-daemon-light, whois, nftables,
+//! iptables and iproute2.
 
 // Test support code: a failed setup step should stop the test where it happened.
 #![allow(clippy::unwrap_used)]
 
+use std::net::Ipv6Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
@@ -33,6 +44,34 @@ const BANTIME_SECS: u64 = 20;
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Debian routes root's mail to `mail` when root has no alias; `root` covers an alias.
 const MAILBOXES: [&str; 2] = ["/var/mail/mail", "/var/mail/root"];
+
+/// How many runs use `/dev/log` now, and whether a run created the placeholder: the last
+/// run to end removes it, never while a parallel run's sshd still needs it.
+static DEV_LOG: Mutex<(usize, bool)> = Mutex::new((0, false));
+
+/// The stock ban action a run configures, and so where a ban shows in the firewall.
+#[derive(Clone, Copy, Debug)]
+enum Banaction {
+    Nftables,
+    Iptables,
+}
+
+impl Banaction {
+    fn name(self) -> &'static str {
+        match self {
+            Banaction::Nftables => "nftables-multiport",
+            Banaction::Iptables => "iptables-multiport",
+        }
+    }
+
+    /// Sets the runs apart in namespace, interface and directory names and in subnets.
+    fn index(self) -> u8 {
+        match self {
+            Banaction::Nftables => 0,
+            Banaction::Iptables => 1,
+        }
+    }
+}
 
 /// The server's and the attacker's address in one family.
 #[derive(Clone)]
@@ -43,6 +82,7 @@ struct Pair {
 
 /// Owns everything the scenario creates; dropping it removes all of it.
 struct Scenario {
+    banaction: Banaction,
     dir: PathBuf,
     server_ns: String,
     attacker_ns: String,
@@ -52,7 +92,7 @@ struct Scenario {
     rsyslogd: Option<Child>,
     sshd: Option<Child>,
     rampart: Option<Child>,
-    created_dev_log: bool,
+    uses_dev_log: bool,
     /// Where each mailbox ended when the test began: only mail after that is ours.
     mailbox_starts: Vec<(PathBuf, u64)>,
 }
@@ -72,14 +112,20 @@ impl Drop for Scenario {
             kill_namespace_processes(ns);
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
-        if self.created_dev_log {
-            // Only the empty placeholder this test made; a real socket stays untouched.
-            let dev_log = Path::new("/dev/log");
-            if let Ok(meta) = std::fs::symlink_metadata(dev_log)
-                && meta.is_file()
-                && meta.len() == 0
-            {
-                let _ = std::fs::remove_file(dev_log);
+        if self.uses_dev_log {
+            let mut dev_log_state = DEV_LOG.lock().unwrap_or_else(PoisonError::into_inner);
+            let (users, created) = &mut *dev_log_state;
+            *users -= 1;
+            if *users == 0 && *created {
+                *created = false;
+                // Only the empty placeholder a run made; a real socket stays untouched.
+                let dev_log = Path::new("/dev/log");
+                if let Ok(meta) = std::fs::symlink_metadata(dev_log)
+                    && meta.is_file()
+                    && meta.len() == 0
+                {
+                    let _ = std::fs::remove_file(dev_log);
+                }
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -122,7 +168,7 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn require_tools() {
+fn require_tools(banaction: Banaction) {
     let id = Command::new("id").arg("-u").output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&id.stdout).trim(),
@@ -142,6 +188,14 @@ fn require_tools() {
             Path::new(tool).exists(),
             "this test needs {tool}: apt-get install {package}"
         );
+    }
+    if let Banaction::Iptables = banaction {
+        for tool in ["/usr/sbin/iptables", "/usr/sbin/ip6tables"] {
+            assert!(
+                Path::new(tool).exists(),
+                "this test needs {tool}: apt-get install iptables"
+            );
+        }
     }
 }
 
@@ -167,31 +221,37 @@ fn ip(args: &[&str]) {
 }
 
 impl Scenario {
-    fn new() -> Scenario {
-        require_tools();
+    fn new(banaction: Banaction) -> Scenario {
+        require_tools(banaction);
         let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("rampart-e2e-sshd-{pid}"));
+        let run = banaction.index();
+        let dir = std::env::temp_dir().join(format!("rampart-e2e-sshd-{pid}-{}", banaction.name()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        // A subnet per run, so a mail of this run is told apart by its addresses.
+        // A subnet per test process and run, so a mail of this run is told apart by its
+        // addresses (198.18.0.0/15 and 2001:db8::/32 are for tests and documentation).
         let octet = pid % 250 + 1;
+        let v4_net = format!("198.{}.{octet}", 18 + run);
+        // Written the way the daemon and the firewall print it, so text searches match.
+        let v6 = |host| Ipv6Addr::new(0x2001, 0xdb8, octet as u16, run.into(), 0, 0, 0, host);
         let mut scenario = Scenario {
+            banaction,
             dir,
-            server_ns: format!("rt-e2e-srv-{pid}"),
-            attacker_ns: format!("rt-e2e-att-{pid}"),
+            server_ns: format!("rt-e2e-srv-{pid}-{run}"),
+            attacker_ns: format!("rt-e2e-att-{pid}-{run}"),
             namespaces: Vec::new(),
             v4: Pair {
-                server: format!("198.18.{octet}.1"),
-                attacker: format!("198.18.{octet}.2"),
+                server: format!("{v4_net}.1"),
+                attacker: format!("{v4_net}.2"),
             },
             v6: Pair {
-                server: format!("2001:db8:{octet:x}::1"),
-                attacker: format!("2001:db8:{octet:x}::2"),
+                server: v6(1).to_string(),
+                attacker: v6(2).to_string(),
             },
             rsyslogd: None,
             sshd: None,
             rampart: None,
-            created_dev_log: false,
+            uses_dev_log: false,
             mailbox_starts: MAILBOXES
                 .iter()
                 .map(|m| {
@@ -200,11 +260,11 @@ impl Scenario {
                 })
                 .collect(),
         };
-        scenario.network(pid);
+        scenario.network(pid, run);
         scenario
     }
 
-    fn network(&mut self, pid: u32) {
+    fn network(&mut self, pid: u32, run: u8) {
         for ns in [self.server_ns.clone(), self.attacker_ns.clone()] {
             let out = Command::new("ip").args(["netns", "add", &ns]).output();
             match out {
@@ -212,7 +272,7 @@ impl Scenario {
                 other => panic!("this test needs `ip netns add` (root, iproute2): {other:?}"),
             }
         }
-        let (veth_s, veth_a) = (format!("e2s{pid}"), format!("e2a{pid}"));
+        let (veth_s, veth_a) = (format!("e2s{pid}r{run}"), format!("e2a{pid}r{run}"));
         let (s, a) = (self.server_ns.clone(), self.attacker_ns.clone());
         ip(&[
             "link", "add", &veth_s, "netns", &s, "type", "veth", "peer", "name", &veth_a, "netns",
@@ -264,13 +324,22 @@ impl Scenario {
     }
 
     fn diagnostics(&self) -> String {
-        let ruleset = self
-            .in_ns(&self.server_ns, &["nft", "list", "ruleset"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
+        let listing = |argv: &[&str]| {
+            self.in_ns(&self.server_ns, argv)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        let mut firewall = format!("--- nft ruleset:\n{}", listing(&["nft", "list", "ruleset"]));
+        if let Banaction::Iptables = self.banaction {
+            firewall += &format!(
+                "--- iptables -S:\n{}--- ip6tables -S:\n{}",
+                listing(&["iptables", "-w", "-S"]),
+                listing(&["ip6tables", "-w", "-S"])
+            );
+        }
         format!(
-            "--- auth.log:\n{}\n--- rampart log:\n{}\n--- nft ruleset:\n{ruleset}",
+            "--- auth.log:\n{}\n--- rampart log:\n{}\n{firewall}",
             self.auth_log(),
             self.rampart_log()
         )
@@ -346,9 +415,15 @@ impl Scenario {
         );
         // The bind mount needs a file to mount over; it is created here, outside any
         // private namespace, so the guard can remove it.
-        if std::fs::symlink_metadata("/dev/log").is_err() {
-            std::fs::write("/dev/log", "").unwrap();
-            self.created_dev_log = true;
+        {
+            let mut dev_log_state = DEV_LOG.lock().unwrap_or_else(PoisonError::into_inner);
+            let (users, created) = &mut *dev_log_state;
+            if std::fs::symlink_metadata("/dev/log").is_err() {
+                std::fs::write("/dev/log", "").unwrap();
+                *created = true;
+            }
+            *users += 1;
+            self.uses_dev_log = true;
         }
         let script = format!(
             "mount --bind '{}' /dev/log && exec /usr/sbin/sshd -D -f '{}'",
@@ -387,8 +462,9 @@ impl Scenario {
             conf.join("jail.local"),
             format!(
                 "[sshd]\nenabled = true\nlogpath = {d}/auth.log\nmaxretry = 5\nfindtime = 600\n\
-                 bantime = {BANTIME_SECS}\nbanaction = nftables-multiport\n\
-                 action = %(action_mwl)s\ndestemail = root@localhost\n"
+                 bantime = {BANTIME_SECS}\nbanaction = {banaction}\n\
+                 action = %(action_mwl)s\ndestemail = root@localhost\n",
+                banaction = self.banaction.name()
             ),
         )
         .unwrap();
@@ -415,6 +491,48 @@ impl Scenario {
         if let Some(mut child) = self.rampart.take() {
             child.kill().unwrap();
             child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM: the daemon runs its stop actions and exits; the bans stay in the database.
+    fn terminate_rampart(&mut self) {
+        let Some(child) = self.rampart.as_mut() else {
+            return;
+        };
+        run(
+            Command::new("kill").args(["-TERM", &child.id().to_string()]),
+            "kill -TERM rampart",
+        );
+        // The child stays with the guard while it winds down, so a hang is still killed.
+        self.wait_for("rampart to exit on SIGTERM", |s| {
+            s.rampart_log().contains("Exiting rampart")
+        });
+        let mut child = self.rampart.take().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Ends the daemon while `pair.attacker` is banned, the harshest way the action lets
+    /// the restore be counted exactly; returns how it was ended.
+    fn stop_while_banned(&mut self, pair: &Pair) -> &'static str {
+        match self.banaction {
+            // The set element stays; the restore adds it again, and a set holds it once.
+            Banaction::Nftables => {
+                self.kill_rampart();
+                "killed with SIGKILL"
+            }
+            // After a SIGKILL the stale rule would stay beside the restored one (the stock
+            // actionban inserts without checking, as in fail2ban) and outlive the unban;
+            // a clean stop removes the chain, so the restored ban is the only rule.
+            Banaction::Iptables => {
+                self.terminate_rampart();
+                assert_eq!(
+                    self.in_firewall(&pair.attacker),
+                    0,
+                    "the stop actions should remove the ban from the chain\n{}",
+                    self.diagnostics()
+                );
+                "stopped with SIGTERM"
+            }
         }
     }
 
@@ -493,13 +611,35 @@ impl Scenario {
             .count()
     }
 
-    /// How often `address` appears as an element of the server's firewall.
+    /// How often `address` is banned in the server's firewall: as an element of the nft
+    /// ruleset (the nftables action's sets), or as the source of a rule in the jail's
+    /// chain (the iptables action; `-s` shows it with its prefix length).
     fn in_firewall(&self, address: &str) -> usize {
-        let out = run(
-            &mut self.in_ns(&self.server_ns, &["nft", "list", "ruleset"]),
-            "nft list ruleset in the server namespace",
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = match self.banaction {
+            Banaction::Nftables => {
+                let out = run(
+                    &mut self.in_ns(&self.server_ns, &["nft", "list", "ruleset"]),
+                    "nft list ruleset in the server namespace",
+                );
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+            Banaction::Iptables => {
+                let tool = if address.contains(':') {
+                    "ip6tables"
+                } else {
+                    "iptables"
+                };
+                let out = run(
+                    &mut self.in_ns(&self.server_ns, &[tool, "-w", "-S"]),
+                    &format!("{tool} -S in the server namespace"),
+                );
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|rule| rule.starts_with("-A f2b-sshd "))
+                    .map(|rule| format!("{rule}\n"))
+                    .collect()
+            }
+        };
         text.split(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
             .filter(|word| *word == address)
             .count()
@@ -595,14 +735,14 @@ fn four_failures(s: &Scenario, pair: &Pair) -> usize {
     assert_eq!(
         s.in_firewall(&pair.attacker),
         0,
-        "in the set before maxretry\n{}",
+        "in the firewall before maxretry\n{}",
         s.diagnostics()
     );
     assert!(s.port_22_open(pair), "port 22 closed before the ban");
     logins
 }
 
-/// The fifth failure bans: the address lands in the set and port 22 closes for it.
+/// The fifth failure bans: the address lands in the firewall and port 22 closes for it.
 /// Returns how long the ban took from the login's start and when it was seen.
 fn fifth_failure_bans(s: &Scenario, pair: &Pair) -> (Duration, Instant) {
     // This login's first line is already the fifth failure: its connection may hang
@@ -614,7 +754,7 @@ fn fifth_failure_bans(s: &Scenario, pair: &Pair) -> (Duration, Instant) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let waited = s.wait_for("the address in the nft set", |s| {
+    let waited = s.wait_for("the address in the firewall", |s| {
         s.in_firewall(&pair.attacker) == 1
     });
     let banned_at = Instant::now();
@@ -689,9 +829,20 @@ fn unbanned_on_time(s: &Scenario, pair: &Pair, banned_at: Instant) {
 
 #[test]
 fn a_real_sshd_attack_is_banned_by_nftables_and_mailed() {
+    attack_is_banned_and_mailed(Banaction::Nftables);
+}
+
+#[test]
+fn a_real_sshd_attack_is_banned_by_iptables_and_mailed() {
+    attack_is_banned_and_mailed(Banaction::Iptables);
+}
+
+/// The whole scenario with one stock ban action, over IPv4 and then IPv6.
+fn attack_is_banned_and_mailed(banaction: Banaction) {
     let started = Instant::now();
-    let lap = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
-    let mut s = Scenario::new();
+    let name = banaction.name();
+    let lap = |what: &str| eprintln!("[{name} {:6.1} s] {what}", started.elapsed().as_secs_f64());
+    let mut s = Scenario::new(banaction);
     s.start_syslog();
     s.start_sshd();
     s.write_config();
@@ -710,7 +861,7 @@ fn a_real_sshd_attack_is_banned_by_nftables_and_mailed() {
     ));
     let (waited, v4_banned_at) = fifth_failure_bans(&s, &v4);
     lap(&format!(
-        "IPv4: banned at the fifth failure ({:.1} s from the login to the set)",
+        "IPv4: banned at the fifth failure ({:.1} s from the login to the firewall)",
         waited.as_secs_f64()
     ));
     assert!(
@@ -727,8 +878,8 @@ fn a_real_sshd_attack_is_banned_by_nftables_and_mailed() {
     );
     lap("fail2ban-client reports the ban");
 
-    // SIGKILL while banned, then start again: the database brings the ban back, once.
-    s.kill_rampart();
+    // Ended while banned, then started again: the database brings the ban back, once.
+    let ended = s.stop_while_banned(&v4);
     s.start_rampart();
     let restore = format!("Restore Ban {}", v4.attacker);
     s.wait_for("the restored ban", |s| s.rampart_log().contains(&restore));
@@ -738,10 +889,14 @@ fn a_real_sshd_attack_is_banned_by_nftables_and_mailed() {
         "{}",
         s.diagnostics()
     );
+    // The log line comes before the action has run.
+    s.wait_for("the restored ban in the firewall", |s| {
+        s.in_firewall(&v4.attacker) >= 1
+    });
     assert_eq!(
         s.in_firewall(&v4.attacker),
         1,
-        "the address once in the set\n{}",
+        "the address once in the firewall\n{}",
         s.diagnostics()
     );
     assert!(
@@ -749,20 +904,20 @@ fn a_real_sshd_attack_is_banned_by_nftables_and_mailed() {
         "port 22 open after the restore\n{}",
         s.diagnostics()
     );
-    lap("killed with SIGKILL, restarted, ban restored once");
+    lap(&format!("{ended}, restarted, ban restored once"));
 
     check_ban_mail(&s, &v4, v4_banned_at);
     lap("IPv4: ban mail delivered");
 
     // The same attack from the attacker's IPv6 address, while the IPv4 ban runs: the
-    // action's inet6 family has its own set.
+    // action's inet6 family has its own set (nftables) or its own ip6tables chain.
     let logins = four_failures(&s, &v6);
     lap(&format!(
         "IPv6: {logins} logins, 4 failures counted, no ban"
     ));
     let (waited, v6_banned_at) = fifth_failure_bans(&s, &v6);
     lap(&format!(
-        "IPv6: banned at the fifth failure ({:.1} s from the login to the set)",
+        "IPv6: banned at the fifth failure ({:.1} s from the login to the firewall)",
         waited.as_secs_f64()
     ));
     let status = s.fail2ban_client_status();
