@@ -393,3 +393,29 @@ fn old_lines_in_the_log_at_start_count_for_nothing() {
     assert!(!env.log().contains("192.0.2.50"), "{}", env.log());
     env.stop();
 }
+
+#[test]
+fn a_broken_jail_is_reported_and_the_others_run() {
+    let extra = "[broken]\nenabled = true\nfilter = broken-filter\nlogpath = {d}/auth.log\n\
+                 action = record\n\
+                 [nofilter]\nenabled = true\nfilter = no-such-filter\nlogpath = {d}/auth.log\n";
+    let mut env = Env::with_extra("broken", 600, extra);
+    std::fs::write(
+        env.dir.join("conf/filter.d/broken-filter.conf"),
+        "[Definition]\nfailregex = ^Failed (unclosed from <HOST>\n",
+    )
+    .unwrap();
+    env.start();
+    let log = env.log();
+    assert!(log.contains("Jail \"broken\" is skipped"), "{log}");
+    assert!(log.contains("nofilter"), "{log}");
+    assert!(env.client(&["status"]).contains("Jail list:\tsshd"));
+    for _ in 0..5 {
+        env.failed_login("192.0.2.77", "u");
+    }
+    env.wait_for(
+        |e| e.actions().iter().any(|a| a.starts_with("ban 192.0.2.77")),
+        "the healthy jail's ban",
+    );
+    env.stop();
+}
