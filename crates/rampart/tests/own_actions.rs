@@ -3,9 +3,9 @@
 //! the address in the firewall, unban, see it gone, stop. The host's own firewall is
 //! never touched.
 //!
-//! Not run here: firewalld and shorewall (their daemons do not run on these machines;
-//! the tree test resolves their commands), the mail actions (the end-to-end tests send
-//! real mail).
+//! The mail actions deliver their report through the local MTA, and the dummy action
+//! records to its file. Not run: firewalld and shorewall (their daemons do not run on
+//! these machines; the tree test resolves their commands) and abuseipdb (no network).
 
 // Test support code: a failed setup step should stop the test where it happened.
 #![allow(clippy::unwrap_used)]
@@ -286,4 +286,89 @@ fn a_banned_client_really_is_dropped() {
     let _ = listener.kill();
     let _ = listener.wait();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn dummy_action_records_bans_and_unbans() {
+    let dir = std::env::temp_dir().join(format!("rampart-dummy-target-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = dir.join("dummy");
+    let action = resolve("dummy", &format!("target=\"{}\"", target.display()));
+    let mut action = CommandAction::from_config(&action, ActionContext::new("sshd")).unwrap();
+    let start = action.resolved_command("actionstart", None).unwrap();
+    action.start().unwrap_or_else(|e| panic!("{e}: {start}"));
+    let ticket = Ticket::new("192.0.2.61");
+    action.ban(&ticket).unwrap();
+    action.unban(&ticket).unwrap();
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert!(
+        text.contains("+192.0.2.61") && text.contains("-192.0.2.61"),
+        "{text}"
+    );
+    action.stop().unwrap();
+    assert!(!target.exists(), "stop removes the target");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The mail actions deliver through the local MTA (exim4 in the test suite) to root;
+/// Debian routes root's mail to `mail` when root has no alias.
+#[test]
+fn mail_actions_deliver_a_report_per_ban() {
+    assert!(
+        Path::new("/usr/sbin/sendmail").exists(),
+        "this test needs a local MTA (/usr/sbin/sendmail): install exim4-daemon-light"
+    );
+    let mailbox = || {
+        ["/var/mail/mail", "/var/mail/root"]
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<String>()
+    };
+    let tag = std::process::id() % 200 + 20;
+    for (i, name) in [
+        "sendmail",
+        "sendmail-whois",
+        "sendmail-whois-lines",
+        "sendmail-whois-matches",
+        "sendmail-whois-ipmatches",
+        "sendmail-whois-ipjailmatches",
+        "mail",
+        "mail-whois",
+        "mail-whois-lines",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ip = format!("198.51.{tag}.{}", i + 1);
+        let action = resolve(name, "dest=\"root@localhost\"");
+        let mut action = CommandAction::from_config(&action, ActionContext::new("sshd")).unwrap();
+        action
+            .start()
+            .unwrap_or_else(|e| panic!("{name}: start: {e}"));
+        let mut ticket = Ticket::new(ip.as_str());
+        ticket.matches = vec![format!(
+            "Failed password for ~!touch /tmp/PWNED-{name} from {ip}"
+        )];
+        action
+            .ban(&ticket)
+            .unwrap_or_else(|e| panic!("{name}: ban: {e}"));
+        action
+            .unban(&ticket)
+            .unwrap_or_else(|e| panic!("{name}: unban: {e}"));
+        action
+            .stop()
+            .unwrap_or_else(|e| panic!("{name}: stop: {e}"));
+        let started = std::time::Instant::now();
+        while !mailbox().contains(&ip) {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "{name}: no mail about {ip}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(
+            !Path::new(&format!("/tmp/PWNED-{name}")).exists(),
+            "{name} ran log text"
+        );
+    }
 }
