@@ -22,7 +22,7 @@ pub fn split(s: &str) -> Result<Vec<String>, ShlexError> {
             }
             '\\' => {
                 in_word = true;
-                word.push(chars.next().ok_or(ShlexError("no escaped character"))?);
+                word.push(chars.next().ok_or(ShlexError("No escaped character"))?);
             }
             '\'' => {
                 in_word = true;
@@ -30,7 +30,7 @@ pub fn split(s: &str) -> Result<Vec<String>, ShlexError> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(c) => word.push(c),
-                        None => return Err(ShlexError("no closing quotation")),
+                        None => return Err(ShlexError("No closing quotation")),
                     }
                 }
             }
@@ -45,10 +45,10 @@ pub fn split(s: &str) -> Result<Vec<String>, ShlexError> {
                                 word.push('\\');
                                 word.push(e);
                             }
-                            None => return Err(ShlexError("no escaped character")),
+                            None => return Err(ShlexError("No escaped character")),
                         },
                         Some(c) => word.push(c),
-                        None => return Err(ShlexError("no closing quotation")),
+                        None => return Err(ShlexError("No closing quotation")),
                     }
                 }
             }

@@ -406,68 +406,10 @@ pub fn reload_command(
     ]
 }
 
-/// Splits an interactive command line into words as Python's `shlex.split` does
-/// (POSIX rules: single quotes keep everything, inside double quotes a backslash
-/// escapes only `"` and itself, outside quotes it escapes any character; no
-/// comments).
+/// Splits an interactive command line into words as Python's `shlex.split` does (the
+/// same splitting the configuration applies to `journalmatch`), with Python's messages.
 pub fn split_line(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\n' | '\r' => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("No closing quotation".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err("No closing quotation".into()),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("No closing quotation".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => word.push(c),
-                    None => return Err("No escaped character".into()),
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
+    rampart_config::shlex_split(line).map_err(|e| e.to_string())
 }
 
 /// The interactive loop of `-i`: prompts, reads a line, runs it with `run` (which

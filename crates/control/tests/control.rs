@@ -1186,6 +1186,7 @@ fn interactive_lines_split_like_shlex() {
         "echo 'unterminated",
         "echo \"unterminated",
         "echo trailing\\",
+        "echo \"trailing\\",
         "",
     ];
     let mut ours = Vec::new();
