@@ -65,8 +65,6 @@ pub struct Shared {
     pub config_dir: PathBuf,
     pub dbfile: String,
     pub dbpurgeage: Mutex<f64>,
-    pub socket: PathBuf,
-    pub pidfile: PathBuf,
     pub syslogsocket: String,
     /// Set by `stop` on the socket or by a signal.
     pub stopping: AtomicBool,
@@ -233,8 +231,6 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
         config_dir: config_dir.clone(),
         dbfile: settings.dbfile.clone(),
         dbpurgeage: Mutex::new(dbpurgeage),
-        socket: socket.clone(),
-        pidfile: pidfile.clone(),
         syslogsocket,
         stopping: AtomicBool::new(false),
         reload: AtomicBool::new(false),
