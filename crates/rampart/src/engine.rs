@@ -64,11 +64,6 @@ impl LineFilter {
         self.filter.process_line(line, span, now, resolver)
     }
 
-    /// Whether dates are looked for at all.
-    pub fn has_dates(&self) -> bool {
-        true
-    }
-
     /// How the date pattern is described in reports (`Default Detectors`, a template name).
     pub fn date_description(&self) -> String {
         self.dates.description()

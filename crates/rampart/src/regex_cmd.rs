@@ -453,18 +453,16 @@ impl Run<'_> {
             self.engine.filter.ignoreregex_sources().collect(),
             &self.ignore_stats,
         );
-        if self.engine.has_dates() {
-            out.line("");
-            out.line("Date template hits:");
-            let rows: Vec<String> = self
-                .engine
-                .template_hits()
-                .into_iter()
-                .filter(|(_, hits)| verbose || *hits > 0)
-                .map(|(name, hits)| format!("[{hits}] {name}"))
-                .collect();
-            out.list(&rows, Some("[# of hits] date format"));
-        }
+        out.line("");
+        out.line("Date template hits:");
+        let rows: Vec<String> = self
+            .engine
+            .template_hits()
+            .into_iter()
+            .filter(|(_, hits)| verbose || *hits > 0)
+            .map(|(name, hits)| format!("[{hits}] {name}"))
+            .collect();
+        out.list(&rows, Some("[# of hits] date format"));
         let s = &self.stats;
         out.line("");
         out.line(&format!(
