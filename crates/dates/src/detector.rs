@@ -178,6 +178,32 @@ pub struct DateDetector {
     spans_scratch: Vec<Option<(usize, usize)>>,
     conversion: ConversionCache,
     now_offset: Option<NowOffset>,
+    reuse: Option<Reuse>,
+}
+
+/// Bytes after a match that must agree for a result to be reused: the word-end
+/// boundary looks at one character (up to 4 bytes) and `\b` at the one before it.
+const REUSE_MARGIN: usize = 8;
+
+/// The previous line's result, reusable on a line that agrees with it (most lines of a
+/// busy log share their second with the one before).
+///
+/// Why this is exact: for a [`Template::reusable`] template the linear engine (exact
+/// whenever it answers) gives the match span on the new line. If that span equals the
+/// previous one, and the text from the line start to [`REUSE_MARGIN`] bytes past the
+/// span's end is the same, the winning path is the same: the paths ending at that end
+/// succeed or fail alike on both lines (everything they and their look-arounds see is
+/// in the compared text), and the winner is the highest-priority one among them. The
+/// conversion then sees the same groups, the same clock and the same zone.
+#[derive(Debug)]
+struct Reuse {
+    index: usize,
+    template: u64,
+    now: u64,
+    zone: u64,
+    span: (usize, usize),
+    window: Vec<u8>,
+    result: DateMatch,
 }
 
 impl DateDetector {
@@ -220,6 +246,7 @@ impl DateDetector {
             spans_scratch: Vec::new(),
             conversion: ConversionCache::default(),
             now_offset: None,
+            reuse: None,
         };
         let patterns = datepattern
             .into_iter()
@@ -302,6 +329,7 @@ impl DateDetector {
     /// Sets the jail's `logtimezone`: zone-less dates are then in that zone instead of the
     /// local one. A fixed-offset zone (what fail2ban supports) is applied as fail2ban does.
     pub fn set_log_timezone(&mut self, tz: Option<TimeZone>) {
+        self.reuse = None;
         self.log_zone = match tz {
             None => LogZone::Local,
             Some(z) => match z.fixed_offset() {
@@ -355,6 +383,10 @@ impl DateDetector {
             self.slots
                 .extend(defaults.into_iter().map(|(t, w)| Slot::new(t, w)));
         }
+        if let Some(reused) = self.reuse(line, now, local) {
+            return Some(reused);
+        }
+        self.reuse = None;
         let (index, hit) = self.find_template(line)?;
         let (start, end) = self.group_span(hit, 0)?;
         let start_char = char_of_byte(line, start);
@@ -409,7 +441,7 @@ impl DateDetector {
             });
         }
         let outcome = self.convert(&template, line, hit, now, local);
-        Some(DateMatch {
+        let result = DateMatch {
             start: cut_start,
             end: cut_end,
             time: outcome.ok(),
@@ -418,7 +450,47 @@ impl DateDetector {
                 Err(Failure::Invalid) => Some(DateError::Unparsable),
                 Err(Failure::Fatal(what)) => Some(DateError::LineFailed(what)),
             },
-        })
+        };
+        if template.reusable
+            && let Some(Some(span)) = template.regex.find_linear(line)
+        {
+            let window_end = (span.1 + REUSE_MARGIN).min(line.len());
+            self.reuse = Some(Reuse {
+                index: current,
+                template: template.id,
+                now: now.to_bits(),
+                zone: local.id(),
+                span,
+                window: line.as_bytes()[..window_end].to_vec(),
+                result: result.clone(),
+            });
+        }
+        Some(result)
+    }
+
+    /// The previous line's result when `line` agrees with it (see [`Reuse`]), with the
+    /// bookkeeping a full match would have done: same slot, same boundaries, no reorder.
+    fn reuse(&mut self, line: &str, now: f64, local: &TimeZone) -> Option<DateMatch> {
+        let reuse = self.reuse.as_ref()?;
+        let slot = self.slots.get(reuse.index)?;
+        if self.last_index != reuse.index
+            || slot.template.id != reuse.template
+            || now.to_bits() != reuse.now
+            || local.id() != reuse.zone
+        {
+            return None;
+        }
+        let window_end = (reuse.span.1 + REUSE_MARGIN).min(line.len());
+        if line.as_bytes().get(..window_end) != Some(reuse.window.as_slice())
+            || slot.template.regex.find_linear(line) != Some(Some(reuse.span))
+        {
+            return None;
+        }
+        let result = reuse.result.clone();
+        let slot = &mut self.slots[reuse.index];
+        slot.hits += 1;
+        slot.last_used = now;
+        Some(result)
     }
 
     fn group_span(&self, hit: Hit, group: usize) -> Option<(usize, usize)> {
@@ -901,6 +973,54 @@ mod tests {
     }
 
     const NOW: f64 = 1_124_013_600.0;
+
+    /// Lines that share their date text with the line before (so the previous result
+    /// is offered for reuse) but differ right after it, where an optional part of the
+    /// template (`.Microseconds`, ` ExYear`) or the end boundary decides the match.
+    #[test]
+    fn reused_results_equal_full_matches() {
+        let lines = [
+            "Nov 23 00:00:01 bastion sshd[1]: a",
+            "Nov 23 00:00:01 bastion sshd[2]: b",
+            "Nov 23 00:00:01 2005 bastion sshd[3]: with a year",
+            "Nov 23 00:00:01 2005 bastion sshd[4]: same year",
+            "Nov 23 00:00:01 bastion sshd[5]: no year again",
+            "Nov 23 00:00:01.250 bastion sshd[6]: microseconds",
+            "Nov 23 00:00:01x not a boundary",
+            "Nov 23 00:00:01",
+            "Nov 23 00:00:01",
+            "Nov 23 00:00:01 ",
+            "Nov 23 00:00:01\u{e9}t\u{e9}",
+            "Nov 23 00:00:02 bastion sshd[7]: next second",
+            "[Nov 23 00:00:02] bracketed",
+            "Nov 23 00:00:02 bastion sshd[8]: back",
+        ];
+        assert_reuse_is_exact(None, &lines);
+        // An optional part that reaches far past the compared bytes: only the match
+        // span tells these lines apart.
+        assert_reuse_is_exact(
+            Some("{^LN-BEG}%H:%M:%S(?:,[a-z]{12} %Y)?"),
+            &[
+                "10:00:00,abcdefghijkl rest",
+                "10:00:00,abcdefghijkl 2005 now with a year",
+                "10:00:00,abcdefghijkl rest",
+            ],
+        );
+    }
+
+    fn assert_reuse_is_exact(pattern: Option<&str>, lines: &[&str]) {
+        let mut reusing = DateDetector::with_current_year(pattern, 2026).expect("compiles");
+        let mut fresh = DateDetector::with_current_year(pattern, 2026).expect("compiles");
+        // One zone: a result is only reused for the zone it was made in.
+        let zone = cet();
+        for line in lines {
+            fresh.reuse = None;
+            let got = reusing.match_time(line, NOW, &zone);
+            let want = fresh.match_time(line, NOW, &zone);
+            assert_eq!(got, want, "{line:?}");
+            assert_eq!(reusing.template_hits(), fresh.template_hits(), "{line:?}");
+        }
+    }
 
     #[test]
     fn defaults_are_31_line_begin_copies_first() {

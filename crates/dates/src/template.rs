@@ -125,6 +125,12 @@ pub(crate) struct Template {
     pub fields: Vec<(usize, Field)>,
     /// The `p` (AM/PM) group, if the regex has one.
     pub am_pm_group: Option<usize>,
+    /// Anchored (so the detector takes its match without consulting other templates)
+    /// and looking ahead at most one character past its match (only the word-end
+    /// boundary): its result on a line is decided by the match span and the text up to
+    /// a few bytes after it, so a line that agrees with the previous one there can
+    /// reuse its result (see `DateDetector::reuse`).
+    pub reusable: bool,
 }
 
 impl Template {
@@ -150,6 +156,13 @@ impl Template {
             .collect();
         fields.sort_by_key(|(i, _)| *i);
         let am_pm_group = regex.group_index("p");
+        let lookahead_free = {
+            let rest = regex_text
+                .replace(WORD_END_BOUNDARY, "")
+                .replace(WORD_BEGIN_BOUNDARY, "");
+            !rest.contains("(?=") && !rest.contains("(?!")
+        };
+        let reusable = flags & (LINE_BEGIN | LINE_END) != 0 && lookahead_free;
         Ok(Template {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
@@ -160,6 +173,7 @@ impl Template {
             kind,
             fields,
             am_pm_group,
+            reusable,
         })
     }
 }

@@ -17,7 +17,7 @@ pub enum Value {
     /// A group that did not take part in the match.
     None,
     /// A captured or assigned text.
-    Text(String),
+    Text(Arc<str>),
     /// A flag set by the filter itself (`mlfpending`).
     Flag,
     /// Lines (`matches`, `nofail-matches`).

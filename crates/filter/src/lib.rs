@@ -637,7 +637,7 @@ fn find_in_buffer(
         }
         let mut groups = pref.groups(buf, &state.locs);
         if let Some(Value::Text(content)) = groups.pop(keys::CONTENT).filter(Value::is_truthy) {
-            state.line_buffer = vec![TupleLine::undated(&content)];
+            state.line_buffer = vec![TupleLine::undated_shared(content)];
             buf_valid = false;
         }
         pre_groups = Some(groups);
@@ -714,6 +714,7 @@ fn find_in_buffer(
                 fail.set(&state.keys.matches, Value::Lines(lines));
             }
         }
+        let mut changed = false;
         let Ok(ids) = failure_ids(
             &mut fail,
             mlfid.is_some(),
@@ -721,13 +722,19 @@ fn find_in_buffer(
             settings.use_dns,
             &state.keys,
             resolver,
+            &mut changed,
         ) else {
             continue;
         };
         if ids.is_none() {
             fail.set(&state.keys.mlfpending, Value::Flag);
+            changed = true;
         }
-        if let Some(id) = &mlfid {
+        // fail2ban's cache holds the very dictionary it goes on changing; `merge`
+        // stored it as it was then, so only a change since needs storing again.
+        if let Some(id) = &mlfid
+            && changed
+        {
             state.mlfid_cache.update(id, &fail);
         }
         match ids {
@@ -743,12 +750,19 @@ fn find_in_buffer(
                 });
             }
             Some(ids) => {
-                for id in ids {
+                let count = ids.len();
+                let mut data = Some(fail);
+                for (n, id) in ids.into_iter().enumerate() {
+                    let data = if n + 1 == count {
+                        data.take().unwrap_or_default()
+                    } else {
+                        data.clone().unwrap_or_default()
+                    };
                     failures.push(Failure {
                         regex: index,
                         id: Some(id),
                         time: date,
-                        data: fail.clone(),
+                        data,
                     });
                 }
             }
@@ -769,6 +783,7 @@ fn failure_ids(
     use_dns: UseDns,
     k: &Keys,
     resolver: &dyn Resolver,
+    changed: &mut bool,
 ) -> Result<Option<Vec<FailureId>>, ()> {
     let default_hint = if raw_default {
         AddrHint::Raw
@@ -807,6 +822,7 @@ fn failure_ids(
     match &fid {
         Some(f) if *f != ip => {
             fail.set(&k.ip, Value::Addr(FailureId::parse(&ip, hint)));
+            *changed = true;
             Ok(Some(vec![FailureId::parse(f, default_hint)]))
         }
         _ => Ok(Some(vec![FailureId::parse(&ip, hint)])),

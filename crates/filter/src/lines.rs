@@ -37,6 +37,15 @@ impl TupleLine {
         TupleLine::new(line, 0, 0)
     }
 
+    /// An undated line that shares its text with a captured value.
+    pub(crate) fn undated_shared(line: Arc<str>) -> TupleLine {
+        TupleLine {
+            full: line,
+            date_start: 0,
+            date_end: 0,
+        }
+    }
+
     /// A line given as a date text (already known) and the rest of the line.
     pub fn with_date_prefix(date: &str, rest: &str) -> TupleLine {
         let mut full = String::with_capacity(date.len() + rest.len());

@@ -6,7 +6,8 @@
 //! rules decide when a `<F-NOFAIL>` line becomes part of a failure and when access
 //! gained (`<F-MLFGAINED>`) cancels pending ones.
 
-use indexmap::IndexMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::data::{FailData, Keys, Value, keys};
 use crate::lines::TupleLine;
@@ -14,56 +15,94 @@ use crate::lines::TupleLine;
 const MAX_ENTRIES: usize = 100;
 const TTL_SECONDS: f64 = 300.0;
 
-/// What is known per multi-line failure id, oldest first. Every sshd line looks its
-/// connection up here, so lookups are hashed rather than a scan over 100 ids that
-/// share their first bytes.
+/// What is known per multi-line failure id. Every sshd line looks its connection up
+/// here and, under load, the cache is full, so each new id drops the oldest: a hash
+/// map finds ids, and a queue of insertion numbers keeps fail2ban's first-in-first-out
+/// order without re-indexing anything on removal (entries removed from the map leave
+/// stale numbers in the queue, skipped when they come up).
 #[derive(Debug, Default)]
 pub(crate) struct MlfidCache {
-    entries: IndexMap<String, Entry>,
+    entries: HashMap<String, Entry, BuildHasherDefault<Fnv>>,
+    order: VecDeque<(u64, String)>,
+    next_seq: u64,
 }
 
 #[derive(Debug)]
 struct Entry {
+    seq: u64,
     data: FailData,
     expires: f64,
 }
 
-impl MlfidCache {
-    /// The data of a live id, moved out (the entry keeps its place and expiry; the
-    /// merge writes the new data back with [`MlfidCache::update`]). Expired ids go.
-    fn take(&mut self, id: &str, now: f64) -> Option<FailData> {
-        let pos = self.entries.get_index_of(id)?;
-        match self.entries.get_index_mut(pos) {
-            Some((_, e)) if e.expires > now => Some(std::mem::take(&mut e.data)),
-            _ => {
-                self.entries.shift_remove_index(pos);
-                None
-            }
-        }
+/// FNV-1a: ids are short, and the hash only has to tell them apart quickly.
+#[derive(Debug)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
     }
 
-    /// Adds a new id; when full, drops ids from the oldest end up to and including the
-    /// first one that has not expired.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl MlfidCache {
+    /// fail2ban's `Cache.get`: the data of a live entry (taken out; the merge puts the
+    /// result back), and an expired entry is dropped.
+    fn take(&mut self, id: &str, now: f64) -> Option<FailData> {
+        let entry = self.entries.get_mut(id)?;
+        if entry.expires > now {
+            return Some(std::mem::take(&mut entry.data));
+        }
+        self.entries.remove(id);
+        None
+    }
+
+    /// fail2ban's `Cache.set` of an id it does not hold: when full, the oldest entries
+    /// go until one is still live and there is room.
     fn insert(&mut self, id: &str, data: FailData, now: f64) {
         if self.entries.len() >= MAX_ENTRIES {
-            while let Some((_, e)) = self.entries.shift_remove_index(0) {
-                if e.expires > now && self.entries.len() < MAX_ENTRIES {
+            while let Some((seq, oldest)) = self.order.pop_front() {
+                let live = self.entries.get(&oldest).is_some_and(|e| e.seq == seq);
+                if !live {
+                    continue;
+                }
+                if let Some(e) = self.entries.remove(&oldest)
+                    && e.expires > now
+                    && self.entries.len() < MAX_ENTRIES
+                {
                     break;
                 }
             }
         }
-        // A new id goes to the young end, as an append would put it.
-        self.entries.shift_remove(id);
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.entries.insert(
             id.to_string(),
             Entry {
+                seq,
                 data,
                 expires: now + TTL_SECONDS,
             },
         );
+        self.order.push_back((seq, id.to_string()));
+        if self.order.len() > 4 * MAX_ENTRIES {
+            let entries = &self.entries;
+            self.order
+                .retain(|(seq, id)| entries.get(id).is_some_and(|e| e.seq == *seq));
+        }
     }
 
-    /// Replaces the data of a cached id in place (its position and expiry stay).
     pub(crate) fn update(&mut self, id: &str, data: &FailData) {
         if let Some(e) = self.entries.get_mut(id) {
             e.data = data.clone();
@@ -71,11 +110,12 @@ impl MlfidCache {
     }
 
     fn remove(&mut self, id: &str) {
-        self.entries.shift_remove(id);
+        self.entries.remove(id);
     }
 
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
+        self.order.clear();
     }
 }
 
@@ -151,7 +191,8 @@ pub(crate) fn merge(
         }
         None if flags & FORGET == 0 => {
             let users = record_user(&mut fail, user, k);
-            cache.insert(id, fail.clone(), now);
+            // A placeholder: the `update` at the end stores the merged data.
+            cache.insert(id, FailData::default(), now);
             (fail, users)
         }
         None => (fail, 0),

@@ -173,7 +173,7 @@ impl FilterRegex {
         let mut data = FailData::with_capacity(self.groups.len() + 2);
         for (i, name) in &self.groups {
             let v = match locs.text(buf, *i) {
-                Some(t) => Value::Text(t.to_string()),
+                Some(t) => Value::Text(Arc::from(t)),
                 None => Value::None,
             };
             data.set(name, v);

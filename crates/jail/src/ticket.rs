@@ -64,7 +64,7 @@ impl Ticket {
         for (key, value) in failure.data.iter() {
             match value {
                 FailValue::Text(text) => {
-                    ticket.data.insert(key.to_string(), text.clone());
+                    ticket.data.insert(key.to_string(), text.to_string());
                 }
                 FailValue::Lines(lines) if key == "matches" => {
                     ticket.matches = lines.iter().map(|l| l.full().to_string()).collect();

@@ -382,7 +382,7 @@ fn judge(
             continue;
         }
         let actual: Option<Json> = match f.data.get(k) {
-            Some(Value::Text(t)) => Some(Json::String(t.clone())),
+            Some(Value::Text(t)) => Some(Json::String(t.to_string())),
             Some(Value::Users(u)) => {
                 Some(Json::Array(u.iter().cloned().map(Json::String).collect()))
             }

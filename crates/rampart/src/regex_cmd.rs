@@ -584,7 +584,7 @@ fn json_failure(line: u64, id: &FailureId, f: &Failure) -> String {
     for (k, v) in f.data.iter() {
         let value = match (k, v) {
             ("matches" | "nofail-matches" | "mlfpending" | "nofail" | "users", _) => continue,
-            (_, Value::Text(t)) => serde_json::Value::String(t.clone()),
+            (_, Value::Text(t)) => serde_json::Value::String(t.to_string()),
             (_, Value::Addr(a)) => serde_json::Value::String(a.to_string()),
             (_, Value::Tuple(items)) => serde_json::Value::Array(
                 items
