@@ -754,6 +754,32 @@ mod tests {
         assert_eq!(cands.iter().collect::<Vec<_>>(), [0, 2]);
     }
 
+    /// Literals inside, overlapping and ending with other literals are all found: the
+    /// walk must report every pattern of a match state, not only the longest.
+    #[test]
+    fn prefilter_finds_overlapping_and_nested_literals() {
+        let patterns = [
+            "Connection closed by",
+            "closed",
+            "by user",
+            "user root",
+            "root",
+        ];
+        let regexes: Vec<Regex> = patterns
+            .iter()
+            .map(|p| Regex::new(p).expect("ok"))
+            .collect();
+        let refs: Vec<&Regex> = regexes.iter().collect();
+        let pf = Prefilter::new(&refs);
+        let mut cands = Candidates::new();
+        pf.candidates("Connection closed by user root", &mut cands);
+        assert_eq!(cands.iter().collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+        pf.candidates("closed by use", &mut cands);
+        assert_eq!(cands.iter().collect::<Vec<_>>(), [1]);
+        pf.candidates("", &mut cands);
+        assert!(cands.is_empty());
+    }
+
     #[test]
     fn groups_are_numbered_as_python() {
         let re = Regex::new(r"(a)(?:b)(?P<n>c)(?P<m>(d))").expect("ok");

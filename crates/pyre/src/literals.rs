@@ -7,7 +7,9 @@
 //! comparison finds every variant); `k`, `s`, `i` and their like, which Python also
 //! equates with non-ASCII characters, end a literal instead.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::{self, DFA};
+use aho_corasick::{Anchored, MatchKind};
 
 use crate::ast::{Case, Node};
 use crate::{Regex, RequiredLiterals, charset};
@@ -228,9 +230,12 @@ fn alternatives<'a>(items: impl Iterator<Item = &'a Node>) -> Info {
 /// Aho-Corasick pass over it.
 #[derive(Debug)]
 pub struct Prefilter {
-    sensitive: Option<AhoCorasick>,
+    // The DFA itself rather than `AhoCorasick`, walked by a loop of our own: every
+    // byte of every line goes through it, and the generic overlapping search spends
+    // most of its time on bookkeeping and a virtual call per byte.
+    sensitive: Option<DFA>,
     sensitive_owner: Vec<usize>,
-    insensitive: Option<AhoCorasick>,
+    insensitive: Option<DFA>,
     insensitive_owner: Vec<usize>,
     always: Vec<usize>,
     patterns: usize,
@@ -307,12 +312,13 @@ impl Prefilter {
                 _ => always.push(i),
             }
         }
-        let build = |lits: &[String], icase: bool| -> Option<AhoCorasick> {
+        let build = |lits: &[String], icase: bool| -> Option<DFA> {
             if lits.is_empty() {
                 return None;
             }
-            AhoCorasickBuilder::new()
+            dfa::Builder::new()
                 .match_kind(MatchKind::Standard)
+                .prefilter(false)
                 .ascii_case_insensitive(icase)
                 .build(lits)
                 .ok()
@@ -359,12 +365,29 @@ impl Prefilter {
             (&self.insensitive, &self.insensitive_owner),
         ] {
             let Some(ac) = ac else { continue };
-            for m in ac.find_overlapping_iter(haystack) {
-                if let Some(&owner) = owners.get(m.pattern().as_usize()) {
-                    out.insert(owner);
+            // An unanchored DFA always has a start state; without one, every pattern
+            // stays possible (a prefilter may only ever widen the set).
+            let Ok(mut sid) = ac.start_state(Anchored::No) else {
+                for i in 0..self.patterns {
+                    out.insert(i);
                 }
-                if out.count == self.patterns {
-                    return;
+                return;
+            };
+            for &byte in haystack.as_bytes() {
+                sid = ac.next_state(Anchored::No, sid, byte);
+                if !ac.is_special(sid) {
+                    continue;
+                }
+                if ac.is_match(sid) {
+                    for i in 0..ac.match_len(sid) {
+                        let pattern = ac.match_pattern(sid, i).as_usize();
+                        if let Some(&owner) = owners.get(pattern) {
+                            out.insert(owner);
+                        }
+                    }
+                    if out.count == self.patterns {
+                        return;
+                    }
                 }
             }
         }
