@@ -31,6 +31,8 @@ const STDERR_KEPT: u64 = 4096;
 pub struct JournalLine {
     pub bytes: Vec<u8>,
     pub time: Option<SystemTime>,
+    /// `__REALTIME_TIMESTAMP` in µs: the journal's own order, used for positions.
+    pub realtime: Option<u64>,
     pub cursor: Option<String>,
     /// A field was too long and was cut.
     pub cut: bool,
@@ -53,17 +55,10 @@ pub(crate) struct Child {
     rx: Option<Receiver<Message>>,
     thread: Option<JoinHandle<()>>,
     pub started: Instant,
-    /// The run was started at a cursor (so a refusal may be the cursor's fault).
-    pub at_cursor: bool,
 }
 
 impl Child {
-    pub(crate) fn spawn(
-        program: &Path,
-        args: &[OsString],
-        waker: Waker,
-        at_cursor: bool,
-    ) -> std::io::Result<Child> {
+    pub(crate) fn spawn(program: &Path, args: &[OsString], waker: Waker) -> std::io::Result<Child> {
         let mut process = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -91,7 +86,6 @@ impl Child {
             rx: Some(rx),
             thread: Some(thread),
             started: Instant::now(),
-            at_cursor,
         })
     }
 
@@ -165,6 +159,7 @@ fn read_output(
                     batch.push(JournalLine {
                         bytes: format_entry(&entry),
                         time: entry_time(&entry),
+                        realtime: entry.realtime,
                         cut: entry.cut,
                         cursor: entry.cursor,
                     });

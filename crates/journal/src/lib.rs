@@ -17,10 +17,12 @@
 //!   by one long-lived `journalctl --follow`, which handles rotation and vacuuming itself.
 //!   journalctl cannot follow files named with `--file`, so `journalfiles` are watched
 //!   (stat every 200 ms) and each change runs a short `journalctl --after-cursor`.
-//! - **Positions are cursors.** The cursor of the last entry handed out is the position
-//!   ([`rampart_source::JournalPosition`], with the entry's time as a fallback): a
-//!   restart resumes exactly after it. A cursor whose entry was vacuumed still seeks to
-//!   the nearest entry; one journalctl refuses is dropped for the time it carries.
+//! - **Positions are cursors with their time.** The position is the last entry handed
+//!   out: its cursor and its `__REALTIME_TIMESTAMP` ([`rampart_source::JournalPosition`]).
+//!   A run resumes with `--since` that time (µs precision) and skips entries up to the
+//!   cursor, so nothing is repeated or missed. journalctl's own `--after-cursor` is not
+//!   used: given the cursor of a vacuumed or replaced file it finds no entry at all, and
+//!   the jail would stall; here a vanished cursor only means reading from its time.
 //! - **Failures are notices.** A journalctl that is missing, exits, or reports an error
 //!   (an unreadable directory, a corrupted file) is reported once, as a
 //!   [`rampart_source::Notice`], and run again with a growing delay (up to 30 s); the
@@ -252,6 +254,8 @@ pub struct JournalSource {
     waker: Waker,
     listener: WakeListener,
     notices: Vec<Notice>,
+    /// Set for a run that resumes at a position: entries up to that one are skipped.
+    skip: Option<(String, u64)>,
     /// The problem last reported, so that a repeating one is reported once.
     reported: Option<String>,
     failures: u32,
@@ -305,6 +309,7 @@ impl JournalSource {
             start,
             last,
             child: None,
+            skip: None,
             pending: VecDeque::new(),
             unread: VecDeque::new(),
             waker,
@@ -334,8 +339,8 @@ impl JournalSource {
         self.follow == Follow::Live && matches!(self.spec.location, Location::Files(_))
     }
 
-    /// journalctl's arguments for the next run.
-    fn arguments(&self) -> (Vec<OsString>, bool) {
+    /// journalctl's arguments for the next run, and the entries it must skip.
+    fn arguments(&self) -> (Vec<OsString>, Option<(String, u64)>) {
         let mut args: Vec<OsString> = [
             "--output=export",
             "--no-pager",
@@ -379,18 +384,19 @@ impl JournalSource {
             args.push("--follow".into());
             args.push("--no-tail".into());
         }
-        let mut at_cursor = false;
+        let mut skip = None;
         match (&self.last, &self.start) {
             (Some(p), _) => {
-                args.push(format!("--after-cursor={}", p.cursor).into());
-                at_cursor = true;
+                let micros = epoch_micros(p.time);
+                args.push(since_arg(micros));
+                skip = Some((p.cursor.clone(), micros));
             }
-            (None, Start::Since(t)) => args.push(format!("--since=@{}", epoch_seconds(*t)).into()),
+            (None, Start::Since(t)) => args.push(since_arg(epoch_micros(*t))),
             (None, Start::Beginning | Start::After(_)) => {}
         }
         args.push("--".into());
         args.extend(self.spec.match_args());
-        (args, at_cursor)
+        (args, skip)
     }
 
     fn report(&mut self, message: String) {
@@ -456,10 +462,11 @@ impl JournalSource {
             return;
         }
         let _ = files_changed;
-        let (args, at_cursor) = self.arguments();
-        match Child::spawn(&self.spec.program, &args, self.waker.clone(), at_cursor) {
+        let (args, skip) = self.arguments();
+        match Child::spawn(&self.spec.program, &args, self.waker.clone()) {
             Ok(child) => {
                 self.child = Some(child);
+                self.skip = skip;
                 self.retry_at = None;
                 self.last_run = Some(now);
             }
@@ -496,7 +503,6 @@ impl JournalSource {
         let Some(child) = self.child.take() else {
             return;
         };
-        let at_cursor = child.at_cursor;
         let ran_for = child.started.elapsed();
         let status = child.finish();
         let success = status.is_some_and(|s| s.success());
@@ -514,18 +520,6 @@ impl JournalSource {
             self.report(format!("journalctl's output could not be read: {m}"));
             self.finish_or_retry();
             return;
-        }
-        if !success && at_cursor && stderr.to_ascii_lowercase().contains("cursor") {
-            // The cursor is unusable (not merely vacuumed: then journalctl seeks to the
-            // nearest entry): go on from the time it carried.
-            if let Some(p) = self.last.take() {
-                self.report(format!(
-                    "journalctl refused the saved cursor{detail}; reading from its time instead"
-                ));
-                self.start = Start::Since(p.time);
-                self.retry_at = Some(Instant::now());
-                return;
-            }
         }
         match self.follow {
             Follow::Once => {
@@ -568,8 +562,33 @@ impl JournalSource {
     }
 }
 
-fn epoch_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+fn epoch_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn since_arg(micros: u64) -> OsString {
+    format!("--since=@{}.{:06}", micros / 1_000_000, micros % 1_000_000).into()
+}
+
+/// Whether `line` was handed out before the position being resumed (`skip`); clears
+/// `skip` once the position is passed.
+fn already_read(skip: &mut Option<(String, u64)>, line: &JournalLine) -> bool {
+    let Some((cursor, micros)) = skip.as_ref() else {
+        return false;
+    };
+    if line.cursor.as_deref() == Some(cursor.as_str()) {
+        *skip = None;
+        return true;
+    }
+    if line.realtime.is_some_and(|t| t <= *micros) {
+        // Before the position, or beside it in the same microsecond.
+        return true;
+    }
+    // Past the position's time without meeting its entry: the entry is gone (vacuumed,
+    // or its file replaced), and everything from here on is new.
+    *skip = None;
+    false
 }
 
 impl LogSource for JournalSource {
@@ -582,6 +601,9 @@ impl LogSource for JournalSource {
         let mut stopped = false;
         'outer: loop {
             while let Some(line) = self.unread.pop_front() {
+                if already_read(&mut self.skip, &line) {
+                    continue;
+                }
                 stats.lines += 1;
                 stats.bytes += line.bytes.len() as u64 + 1;
                 if line.cut {
@@ -594,8 +616,11 @@ impl LogSource for JournalSource {
                     time: line.time,
                     truncated: line.cut,
                 });
-                if let (Some(cursor), Some(time)) = (line.cursor, line.time) {
-                    self.last = Some(JournalPosition { cursor, time });
+                if let (Some(cursor), Some(micros)) = (line.cursor, line.realtime) {
+                    self.last = Some(JournalPosition {
+                        cursor,
+                        time: UNIX_EPOCH + Duration::from_micros(micros),
+                    });
                 }
                 if flow.is_break() {
                     stopped = true;
@@ -762,25 +787,47 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_secs(100),
         };
         let source = JournalSource::new(spec.clone(), Start::After(at), Follow::Live).unwrap();
-        let (args, at_cursor) = source.arguments();
+        let (args, skip) = source.arguments();
         let args: Vec<String> = args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        assert!(at_cursor);
-        assert!(args.contains(&"--after-cursor=s=abc;i=5".to_string()));
+        assert_eq!(skip, Some(("s=abc;i=5".to_string(), 100_000_000)));
+        assert!(args.contains(&"--since=@100.000000".to_string()));
         assert!(args.contains(&"--directory=/j".to_string()));
         assert!(args.contains(&"--follow".to_string()));
         let since = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let source = JournalSource::new(spec, Start::Since(since), Follow::Once).unwrap();
-        let (args, at_cursor) = source.arguments();
+        let (args, skip) = source.arguments();
         let args: Vec<String> = args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        assert!(!at_cursor);
-        assert!(args.contains(&"--since=@1700000000".to_string()));
+        assert_eq!(skip, None);
+        assert!(args.contains(&"--since=@1700000000.000000".to_string()));
         assert!(!args.contains(&"--follow".to_string()));
+    }
+
+    #[test]
+    fn resuming_skips_up_to_the_cursor_or_past_its_time() {
+        let line = |cursor: &str, realtime| JournalLine {
+            bytes: Vec::new(),
+            time: None,
+            realtime: Some(realtime),
+            cursor: Some(cursor.to_string()),
+            cut: false,
+        };
+        // The cursor's entry is there: everything up to it is skipped, then nothing.
+        let mut skip = Some(("c2".to_string(), 200));
+        assert!(already_read(&mut skip, &line("c1", 200)));
+        assert!(already_read(&mut skip, &line("c2", 200)));
+        assert!(!already_read(&mut skip, &line("c3", 200)));
+        assert_eq!(skip, None);
+        // It was vacuumed: the first later entry ends the skipping.
+        let mut skip = Some(("gone".to_string(), 200));
+        assert!(already_read(&mut skip, &line("c1", 150)));
+        assert!(!already_read(&mut skip, &line("c4", 201)));
+        assert!(!already_read(&mut skip, &line("c5", 100)));
     }
 
     #[test]
