@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use rampart_source::Waker;
 
-use crate::export::ExportReader;
+use crate::export::{Entry, ExportReader};
 use crate::format::{entry_time, format_entry};
 
 /// Lines per batch; a batch is also sent whenever journalctl has nothing more buffered,
@@ -153,15 +153,16 @@ fn read_output(
     if let Some(stdout) = stdout {
         let mut reader = ExportReader::new(BufReader::with_capacity(256 * 1024, stdout));
         let mut batch = Vec::with_capacity(BATCH);
+        let mut entry = Entry::default();
         loop {
-            match reader.next_entry() {
-                Ok(Some(entry)) => {
+            match reader.next_into(&mut entry) {
+                Ok(true) => {
                     batch.push(JournalLine {
                         bytes: format_entry(&entry),
                         time: entry_time(&entry),
                         realtime: entry.realtime,
                         cut: entry.cut,
-                        cursor: entry.cursor,
+                        cursor: (!entry.cursor.is_empty()).then(|| entry.cursor.clone()),
                     });
                     if batch.len() >= BATCH || reader.get_ref().buffer().is_empty() {
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -171,7 +172,7 @@ fn read_output(
                         waker.wake();
                     }
                 }
-                Ok(None) => break,
+                Ok(false) => break,
                 Err(e) => {
                     malformed = Some(e.to_string());
                     break;

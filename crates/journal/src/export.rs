@@ -12,10 +12,12 @@ use std::io::{self, BufRead, Read};
 pub const MAX_VALUE: usize = 1 << 20;
 
 /// The fields of one journal entry that rampart reads. Values are raw bytes: journald
-/// stores whatever the writer sent, and decoding is the jail's business.
+/// stores whatever the writer sent, and decoding is the jail's business. An absent field
+/// is empty: fail2ban treats the two alike for every field used here. The buffers are
+/// reused from entry to entry ([`ExportReader::next_into`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub cursor: Option<String>,
+    pub cursor: String,
     /// `__REALTIME_TIMESTAMP`: when journald received the entry, µs since the epoch.
     pub realtime: Option<u64>,
     /// `_SOURCE_REALTIME_TIMESTAMP`: when the writer says it logged it, µs.
@@ -24,15 +26,37 @@ pub struct Entry {
     pub monotonic: Option<u64>,
     /// `_SOURCE_MONOTONIC_TIMESTAMP` (the kernel's own clock for kernel messages), µs.
     pub source_monotonic: Option<u64>,
-    pub hostname: Option<Vec<u8>>,
-    pub syslog_identifier: Option<Vec<u8>>,
-    pub comm: Option<Vec<u8>>,
-    pub syslog_pid: Option<Vec<u8>>,
-    pub pid: Option<Vec<u8>>,
-    /// Every `MESSAGE` field, in order (an entry may carry several).
-    pub messages: Vec<Vec<u8>>,
+    pub hostname: Vec<u8>,
+    pub syslog_identifier: Vec<u8>,
+    pub comm: Vec<u8>,
+    pub syslog_pid: Vec<u8>,
+    pub pid: Vec<u8>,
+    /// Every `MESSAGE` field, joined by spaces (an entry may carry several, and
+    /// fail2ban joins them so).
+    pub message: Vec<u8>,
+    /// How many `MESSAGE` fields there were.
+    pub messages: usize,
     /// A value was longer than [`MAX_VALUE`] and was cut.
     pub cut: bool,
+}
+
+impl Entry {
+    /// Empties every field, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.cursor.clear();
+        self.realtime = None;
+        self.source_realtime = None;
+        self.monotonic = None;
+        self.source_monotonic = None;
+        self.hostname.clear();
+        self.syslog_identifier.clear();
+        self.comm.clear();
+        self.syslog_pid.clear();
+        self.pid.clear();
+        self.message.clear();
+        self.messages = 0;
+        self.cut = false;
+    }
 }
 
 /// The fields journalctl is asked for (`--output-fields`); the `__` fields come anyway.
@@ -78,6 +102,13 @@ impl<R: BufRead> ExportReader<R> {
     /// The next entry; `None` at a clean end of the stream (between entries).
     pub fn next_entry(&mut self) -> Result<Option<Entry>, ExportError> {
         let mut entry = Entry::default();
+        Ok(self.next_into(&mut entry)?.then_some(entry))
+    }
+
+    /// Reads the next entry into `entry` (cleared first); false at a clean end of the
+    /// stream (between entries).
+    pub fn next_into(&mut self, entry: &mut Entry) -> Result<bool, ExportError> {
+        entry.clear();
         let mut entry_bytes = 0usize;
         loop {
             self.line.clear();
@@ -85,7 +116,7 @@ impl<R: BufRead> ExportReader<R> {
             self.consumed += n as u64;
             if n == 0 {
                 return if entry_bytes == 0 {
-                    Ok(None)
+                    Ok(false)
                 } else {
                     Err(ExportError::Truncated(entry_bytes))
                 };
@@ -101,14 +132,14 @@ impl<R: BufRead> ExportReader<R> {
                     entry_bytes = 0;
                     continue;
                 }
-                return Ok(Some(entry));
+                return Ok(true);
             }
             if let Some(eq) = memchr::memchr(b'=', &self.line) {
                 let (name, value) = (&self.line[..eq], &self.line[eq + 1..]);
-                store_field(&mut entry, name, value);
+                store_field(entry, name, value);
             } else {
                 let name = std::mem::take(&mut self.line);
-                entry_bytes += self.read_binary(&mut entry, &name)?;
+                entry_bytes += self.read_binary(entry, &name)?;
                 self.line = name;
             }
         }
@@ -185,10 +216,10 @@ fn micros(value: &[u8]) -> Option<u64> {
 }
 
 fn store_field(entry: &mut Entry, name: &[u8], value: &[u8]) {
-    // The first occurrence of a single-valued field wins, as in the journal's own API.
-    fn first(slot: &mut Option<Vec<u8>>, value: &[u8]) {
-        if slot.is_none() {
-            *slot = Some(value.to_vec());
+    // The first non-empty occurrence of a single-valued field wins.
+    fn first(slot: &mut Vec<u8>, value: &[u8]) {
+        if slot.is_empty() {
+            slot.extend_from_slice(value);
         }
     }
     let value = if value.len() > MAX_VALUE {
@@ -198,10 +229,16 @@ fn store_field(entry: &mut Entry, name: &[u8], value: &[u8]) {
         value
     };
     match name {
-        b"MESSAGE" => entry.messages.push(value.to_vec()),
+        b"MESSAGE" => {
+            if entry.messages > 0 {
+                entry.message.push(b' ');
+            }
+            entry.message.extend_from_slice(value);
+            entry.messages += 1;
+        }
         b"__CURSOR" => {
-            if entry.cursor.is_none() {
-                entry.cursor = Some(String::from_utf8_lossy(value).into_owned());
+            if entry.cursor.is_empty() {
+                entry.cursor.push_str(&String::from_utf8_lossy(value));
             }
         }
         b"__REALTIME_TIMESTAMP" => entry.realtime = entry.realtime.or(micros(value)),
@@ -251,14 +288,14 @@ __CURSOR=s=1;i=2\nMESSAGE=second\n\n";
         let entries = parse_all(input).unwrap();
         assert_eq!(entries.len(), 2);
         let e = &entries[0];
-        assert_eq!(e.cursor.as_deref(), Some("s=1;i=1"));
+        assert_eq!(e.cursor, "s=1;i=1");
         assert_eq!(e.realtime, Some(1_700_000_000_123_456));
-        assert_eq!(e.hostname.as_deref(), Some(&b"web"[..]));
-        assert_eq!(e.syslog_identifier.as_deref(), Some(&b"sshd"[..]));
-        assert_eq!(e.pid.as_deref(), Some(&b"42"[..]));
+        assert_eq!(e.hostname, b"web");
+        assert_eq!(e.syslog_identifier, b"sshd");
+        assert_eq!(e.pid, b"42");
         // Only the first `=` separates name and value.
-        assert_eq!(e.messages, vec![b"hello = world".to_vec()]);
-        assert_eq!(entries[1].messages, vec![b"second".to_vec()]);
+        assert_eq!(e.message, b"hello = world");
+        assert_eq!(entries[1].message, b"second");
         assert_eq!(entries[1].realtime, None);
     }
 
@@ -270,19 +307,17 @@ __CURSOR=s=1;i=2\nMESSAGE=second\n\n";
         input.extend(b"_COMM=sshd\n\n");
         let entries = parse_all(&input).unwrap();
         assert_eq!(entries.len(), 1);
-        assert_eq!(
-            entries[0].messages,
-            vec![b"line one\nline\xff two\x00".to_vec()]
-        );
-        assert_eq!(entries[0].comm.as_deref(), Some(&b"sshd"[..]));
+        assert_eq!(entries[0].message, b"line one\nline\xff two\x00");
+        assert_eq!(entries[0].comm, b"sshd");
         assert!(!entries[0].cut);
     }
 
     #[test]
     fn repeated_messages_are_all_kept() {
         let entries = parse_all(b"MESSAGE=a\nMESSAGE=b\n_PID=1\n_PID=2\n\n").unwrap();
-        assert_eq!(entries[0].messages, vec![b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(entries[0].pid.as_deref(), Some(&b"1"[..]));
+        assert_eq!(entries[0].message, b"a b");
+        assert_eq!(entries[0].messages, 2);
+        assert_eq!(entries[0].pid, b"1");
     }
 
     #[test]
@@ -318,7 +353,7 @@ __CURSOR=s=1;i=2\nMESSAGE=second\n\n";
         let mut input = binary_field("MESSAGE", &big);
         input.extend(b"\n");
         let entries = parse_all(&input).unwrap();
-        assert_eq!(entries[0].messages[0].len(), MAX_VALUE);
+        assert_eq!(entries[0].message.len(), MAX_VALUE);
         assert!(entries[0].cut);
     }
 

@@ -21,14 +21,13 @@ pub fn format_entry(entry: &Entry) -> Vec<u8> {
         }
         line.extend_from_slice(part);
     };
-    if let Some(host) = non_empty(entry.hostname.as_deref()) {
+    if let Some(host) = non_empty(&entry.hostname) {
         push_part(&mut line, host);
     }
-    let ident =
-        non_empty(entry.syslog_identifier.as_deref()).or_else(|| non_empty(entry.comm.as_deref()));
+    let ident = non_empty(&entry.syslog_identifier).or_else(|| non_empty(&entry.comm));
     if let Some(ident) = ident {
         push_part(&mut line, ident);
-        let pid = pid_text(entry.syslog_pid.as_deref()).or_else(|| pid_text(entry.pid.as_deref()));
+        let pid = pid_text(&entry.syslog_pid).or_else(|| pid_text(&entry.pid));
         let has_pid = pid.is_some();
         if let Some(pid) = pid {
             line.push(b'[');
@@ -43,19 +42,12 @@ pub fn format_entry(entry: &Entry) -> Vec<u8> {
             push_part(&mut line, format!("[{seconds:12.6}]").as_bytes());
         }
     }
-    let mut message: Vec<u8> = Vec::new();
-    for (i, m) in entry.messages.iter().enumerate() {
-        if i > 0 {
-            message.push(b' ');
-        }
-        message.extend_from_slice(m);
-    }
-    push_part(&mut line, &message);
+    push_part(&mut line, &entry.message);
     escape_newlines(line)
 }
 
-fn non_empty(v: Option<&[u8]>) -> Option<&[u8]> {
-    v.filter(|v| !v.is_empty())
+fn non_empty(v: &[u8]) -> Option<&[u8]> {
+    (!v.is_empty()).then_some(v)
 }
 
 fn escape_newlines(line: Vec<u8>) -> Vec<u8> {
@@ -78,7 +70,7 @@ fn escape_newlines(line: Vec<u8>) -> Vec<u8> {
 /// fail2ban reads PIDs through python-systemd, which makes them integers when they are
 /// decimal; otherwise it tries Python's `int(text, 0)` (hex, octal, binary prefixes), and
 /// failing that prints the raw value. A PID of zero counts as absent there, and here.
-fn pid_text(raw: Option<&[u8]>) -> Option<Vec<u8>> {
+fn pid_text(raw: &[u8]) -> Option<Vec<u8>> {
     let raw = non_empty(raw)?;
     let text = std::str::from_utf8(raw).ok();
     let number =
@@ -169,14 +161,20 @@ mod tests {
     fn entry(fields: &[(&str, &[u8])]) -> Entry {
         let mut e = Entry::default();
         for (name, value) in fields {
-            let v = Some(value.to_vec());
+            let v = value.to_vec();
             match *name {
                 "_HOSTNAME" => e.hostname = v,
                 "SYSLOG_IDENTIFIER" => e.syslog_identifier = v,
                 "_COMM" => e.comm = v,
                 "SYSLOG_PID" => e.syslog_pid = v,
                 "_PID" => e.pid = v,
-                "MESSAGE" => e.messages.push(value.to_vec()),
+                "MESSAGE" => {
+                    if e.messages > 0 {
+                        e.message.push(b' ');
+                    }
+                    e.message.extend_from_slice(value);
+                    e.messages += 1;
+                }
                 _ => panic!("field {name} not in this helper"),
             }
         }

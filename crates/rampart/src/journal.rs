@@ -67,26 +67,53 @@ pub fn epoch(t: SystemTime) -> f64 {
 /// local time in Python's ISO form (microseconds only when there are any, then the UTC
 /// offset: python-systemd hands out zone-aware times) and a space.
 pub fn date_text(engine: &LineFilter, t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
-    #[allow(clippy::cast_precision_loss)]
-    let local = engine.format_time(secs as f64);
-    let mut text = local.replacen(' ', "T", 1);
-    let micros = since.subsec_micros();
-    if micros != 0 {
-        text.push_str(&format!(".{micros:06}"));
-    }
-    if let Some(local_secs) = naive_epoch(&local) {
-        let offset = local_secs - secs;
-        let sign = if offset < 0 { '-' } else { '+' };
-        let a = offset.abs();
-        text.push_str(&format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60));
-        if a % 60 != 0 {
-            text.push_str(&format!(":{:02}", a % 60));
+    DateTexts::default().text(engine, t).to_string()
+}
+
+/// [`date_text`] for a stream of entries: the text of the last second is kept, since
+/// entries come in bursts within one second and the zone lookup is what costs.
+#[derive(Debug, Default)]
+pub struct DateTexts {
+    second: Option<u64>,
+    /// `YYYY-MM-DDTHH:MM:SS` of that second.
+    head: String,
+    /// `+HH:MM` of that second.
+    offset: String,
+    out: String,
+}
+
+impl DateTexts {
+    pub fn text(&mut self, engine: &LineFilter, t: SystemTime) -> &str {
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        if self.second != Some(secs) {
+            let signed = i64::try_from(secs).unwrap_or(i64::MAX);
+            #[allow(clippy::cast_precision_loss)]
+            let local = engine.format_time(signed as f64);
+            self.head = local.replacen(' ', "T", 1);
+            self.offset.clear();
+            if let Some(local_secs) = naive_epoch(&local) {
+                let offset = local_secs - signed;
+                let sign = if offset < 0 { '-' } else { '+' };
+                let a = offset.abs();
+                self.offset = format!("{sign}{:02}:{:02}", a / 3600, (a % 3600) / 60);
+                if a % 60 != 0 {
+                    self.offset.push_str(&format!(":{:02}", a % 60));
+                }
+            }
+            self.second = Some(secs);
         }
+        self.out.clear();
+        self.out.push_str(&self.head);
+        let micros = since.subsec_micros();
+        if micros != 0 {
+            use std::fmt::Write as _;
+            let _ = write!(self.out, ".{micros:06}");
+        }
+        self.out.push_str(&self.offset);
+        self.out.push(' ');
+        &self.out
     }
-    text.push(' ');
-    text
 }
 
 /// `YYYY-MM-DD HH:MM:SS` read as if it were UTC, in seconds since the epoch.

@@ -331,13 +331,14 @@ impl Run<'_> {
         let mut undecodable = 0u64;
         let mut failed: Option<anyhow::Error> = None;
         let mut problems = Vec::new();
+        let mut dates = crate::journal::DateTexts::default();
         loop {
             let stats = source.read_available(&mut |line| {
                 number += 1;
                 let (text, replaced) = encoding.decode(line.bytes);
                 undecodable += u64::from(replaced);
                 let time = line.time.unwrap_or(std::time::UNIX_EPOCH);
-                let date = crate::journal::date_text(&self.engine, time);
+                let date = dates.text(&self.engine, time).to_string();
                 match self.process_entry(&text, (&date, crate::journal::epoch(time)), number) {
                     Ok(()) => std::ops::ControlFlow::Continue(()),
                     Err(e) => {

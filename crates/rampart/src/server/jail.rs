@@ -612,6 +612,7 @@ impl Worker {
         // dates count as "now".
         self.engine.filter.set_in_operation(false);
         let mut caught_up = false;
+        let mut dates = crate::journal::DateTexts::default();
         while !self.stop.load(Ordering::SeqCst) {
             let mut failures: Vec<Failure> = Vec::new();
             let mut lines = 0u64;
@@ -628,7 +629,7 @@ impl Worker {
                 let found = match line.time {
                     // A journal entry: its own time, no date in the text.
                     Some(time) => engine.filter.process_dated_line(
-                        &crate::journal::date_text(engine, time),
+                        &dates.text(engine, time).to_string(),
                         &text,
                         crate::journal::epoch(time),
                         now,
