@@ -242,6 +242,8 @@ const FILE_POLL: Duration = Duration::from_millis(200);
 /// would see but stat does not show must not wait forever).
 const FILE_REREAD: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Lines handed out by one `read_available` at most.
+const READ_BUDGET: u64 = 16 * 1024;
 
 /// A jail's journal reader.
 #[derive(Debug)]
@@ -369,6 +371,9 @@ impl JournalSource {
                 let mut a = OsString::from("--directory=");
                 a.push(dir);
                 args.push(a);
+                // Following without --merge shows only the journal's last boot: entries
+                // written before a reboot while rampart was down would be skipped.
+                args.push("--merge".into());
             }
             Location::Files(patterns) => {
                 for file in JournalSpec::expand_files(patterns) {
@@ -487,16 +492,17 @@ impl JournalSource {
         }
     }
 
-    /// Takes every message the reader thread has ready.
+    /// Takes the next message from the reader thread, if none is waiting here already.
+    /// One at a time: the bounded channel is what keeps a fast journalctl from filling
+    /// memory, so nothing is hoarded on this side of it.
     fn collect(&mut self) {
-        if let Some(child) = &self.child {
-            while let Some(m) = child.try_next() {
-                let end = matches!(m, Message::End { .. });
-                self.pending.push_back(m);
-                if end {
-                    break;
-                }
-            }
+        if !self.pending.is_empty() {
+            return;
+        }
+        if let Some(child) = &self.child
+            && let Some(m) = child.try_next()
+        {
+            self.pending.push_back(m);
         }
     }
 
@@ -628,6 +634,11 @@ impl LogSource for JournalSource {
                     stopped = true;
                     break 'outer;
                 }
+            }
+            if stats.lines >= READ_BUDGET {
+                // More is there; the caller gets to save positions and unban first, and
+                // its next wait returns at once.
+                break;
             }
             self.collect();
             match self.pending.pop_front() {

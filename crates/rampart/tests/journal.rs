@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
 const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
 const BOOT_ID: &str = "6a1d2e4f8b9c40d1a2b3c4d5e6f70819";
+const NEXT_BOOT_ID: &str = "7b2e3f5a9c0d41e2b3c4d5e6f7081920";
 
 fn own_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
@@ -43,6 +44,7 @@ struct Entry {
     ident: &'static str,
     pid: u32,
     message: String,
+    boot: &'static str,
 }
 
 impl Entry {
@@ -55,6 +57,7 @@ impl Entry {
             ident: "sshd",
             pid: 4242,
             message: format!("Failed password for invalid user admin from {ip} port 50022 ssh2"),
+            boot: BOOT_ID,
         }
     }
 
@@ -70,11 +73,12 @@ impl Entry {
     fn export(&self, seq: u64, out: &mut String) {
         write!(
             out,
-            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID={BOOT_ID}\n\
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID={}\n\
              _HOSTNAME=web1\n_TRANSPORT=syslog\nPRIORITY=5\nSYSLOG_FACILITY=10\n\
              SYSLOG_IDENTIFIER={}\n_COMM={}\n_PID={}\n_SYSTEMD_UNIT={}\nMESSAGE={}\n\n",
             self.micros,
             1_000_000 + seq,
+            self.boot,
             self.ident,
             self.comm,
             self.pid,
@@ -424,18 +428,32 @@ fn a_vacuumed_cursor_does_not_stall_the_jail() {
     env.start();
     env.wait_for(|e| e.count("Found 192.0.2.40") == 1, "the old file's entry");
     env.stop();
-    // Vacuuming removes the file holding the saved cursor's entry.
+    // Vacuuming removes the file holding the saved cursor's entry; meanwhile the machine
+    // logged more and rebooted.
     std::fs::remove_file(env.path("journal/old.journal")).unwrap();
+    let t = now_micros();
     write_journal(
         &env.path("journal/new.journal"),
-        &[Entry::ssh_failure("192.0.2.41", now_micros())],
+        &[
+            Entry::ssh_failure("192.0.2.41", t - 1_000_000),
+            Entry {
+                boot: NEXT_BOOT_ID,
+                ..Entry::ssh_failure("192.0.2.43", t)
+            },
+        ],
     );
     env.start();
-    env.wait_for(|e| e.count("Found 192.0.2.41") == 1, "the new file's entry");
+    env.wait_for(
+        |e| e.count("Found 192.0.2.41") == 1 && e.count("Found 192.0.2.43") == 1,
+        "the new file's entries, from both boots",
+    );
     // And it keeps following.
     write_journal(
         &env.path("journal/new.journal"),
-        &[Entry::ssh_failure("192.0.2.42", now_micros())],
+        &[Entry {
+            boot: NEXT_BOOT_ID,
+            ..Entry::ssh_failure("192.0.2.42", now_micros())
+        }],
     );
     env.wait_for(|e| e.count("Found 192.0.2.42") == 1, "a later entry");
     env.stop();
