@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
@@ -91,10 +91,7 @@ impl Child {
 
     /// The next message, if one is ready. `None` also once the thread is gone.
     pub(crate) fn try_next(&self) -> Option<Message> {
-        match self.rx.as_ref()?.try_recv() {
-            Ok(m) => Some(m),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.rx.as_ref()?.try_recv().ok()
     }
 
     /// Waits for the process after its output ended.

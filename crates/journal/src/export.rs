@@ -236,10 +236,8 @@ fn store_field(entry: &mut Entry, name: &[u8], value: &[u8]) {
             entry.message.extend_from_slice(value);
             entry.messages += 1;
         }
-        b"__CURSOR" => {
-            if entry.cursor.is_empty() {
-                entry.cursor.push_str(&String::from_utf8_lossy(value));
-            }
+        b"__CURSOR" if entry.cursor.is_empty() => {
+            entry.cursor.push_str(&String::from_utf8_lossy(value));
         }
         b"__REALTIME_TIMESTAMP" => entry.realtime = entry.realtime.or(micros(value)),
         b"__MONOTONIC_TIMESTAMP" => entry.monotonic = entry.monotonic.or(micros(value)),

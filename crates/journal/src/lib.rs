@@ -692,15 +692,14 @@ impl LogSource for JournalSource {
                 }
                 return Ok(Wake::Ready);
             }
-            if self.polls_files() && self.child.is_none() {
-                if let Location::Files(patterns) = &self.spec.location {
-                    let stamps = stamp_files(patterns);
-                    let stale = self.last_run.is_none_or(|t| t.elapsed() >= FILE_REREAD);
-                    if (self.seen_files.as_ref() != Some(&stamps) || stale)
-                        && self.retry_at.is_none()
-                    {
-                        return Ok(Wake::Ready);
-                    }
+            if self.polls_files()
+                && self.child.is_none()
+                && let Location::Files(patterns) = &self.spec.location
+            {
+                let stamps = stamp_files(patterns);
+                let stale = self.last_run.is_none_or(|t| t.elapsed() >= FILE_REREAD);
+                if (self.seen_files.as_ref() != Some(&stamps) || stale) && self.retry_at.is_none() {
+                    return Ok(Wake::Ready);
                 }
             }
         }

@@ -629,7 +629,7 @@ impl Worker {
                 let found = match line.time {
                     // A journal entry: its own time, no date in the text.
                     Some(time) => engine.filter.process_dated_line(
-                        &dates.text(engine, time).to_string(),
+                        dates.text(engine, time),
                         &text,
                         crate::journal::epoch(time),
                         now,
