@@ -1,7 +1,7 @@
-//! Log sources: where a jail's lines come from. Today that is [`FileSource`], which follows
-//! a set of `logpath` glob patterns through rotation; the [`LogSource`] trait is shaped so
-//! that a journal reader (entries with their own timestamps and a time-based position) can
-//! sit behind it later.
+//! Log sources: where a jail's lines come from. Here that is [`FileSource`], which follows
+//! a set of `logpath` glob patterns through rotation; the systemd journal reader
+//! (`rampart-journal`: entries with their own timestamps, [`Position::Journal`]) sits
+//! behind the same [`LogSource`] trait, waking its `wait` through [`wake_channel`].
 //!
 //! Design points:
 //!
