@@ -368,6 +368,11 @@ impl Run<'_> {
         if !problems.is_empty() && number == 0 {
             bail!("the journal could not be read");
         }
+        if number == 0 {
+            eprintln!(
+                "note: no journal entry was read (an empty journal, or none passes the journal match)"
+            );
+        }
         Ok(())
     }
 

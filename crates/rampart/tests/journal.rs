@@ -627,6 +627,24 @@ fn regex_reads_journal_files_like_fail2ban_regex() {
     assert_eq!(impostor_ips.len(), 10, "{impostor:?}");
     assert!(impostor_ips.iter().all(|ip| ip.starts_with("198.51.100.")));
 
+    // A match that nothing passes is said, not silently a clean result.
+    let nothing = Command::new(RAMPART)
+        .args(["regex", "-c"])
+        .arg(own_config())
+        .args([
+            "-m",
+            "_SYSTEMD_UNIT=none.service",
+            &log,
+            "sshd[logtype=journal]",
+        ])
+        .output()
+        .unwrap();
+    assert!(nothing.status.success(), "{nothing:?}");
+    assert!(
+        String::from_utf8_lossy(&nothing.stderr).contains("no journal entry was read"),
+        "{nothing:?}"
+    );
+
     let has_systemd = Command::new("/usr/bin/python3")
         .args(["-c", "import systemd.journal"])
         .status()
