@@ -137,6 +137,15 @@ fn naive_epoch(text: &str) -> Option<i64> {
 /// The machine's journal directories, where journald keeps its files.
 pub const JOURNAL_DIRS: [&str; 2] = ["/var/log/journal", "/run/log/journal"];
 
+/// [`JOURNAL_DIRS`], or the `:`-separated list in `RAMPART_JOURNAL_DIRS` (tests, and
+/// machines whose journald keeps its files elsewhere).
+pub fn journal_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("RAMPART_JOURNAL_DIRS").filter(|v| !v.is_empty()) {
+        Some(list) => std::env::split_paths(&list).collect(),
+        None => JOURNAL_DIRS.iter().map(PathBuf::from).collect(),
+    }
+}
+
 /// The first of `dirs` that holds journal files (directly or in a machine-id
 /// subdirectory), for the hint given to jails whose files are missing.
 pub fn journal_with_files(dirs: &[&Path]) -> Option<PathBuf> {

@@ -536,6 +536,47 @@ fn a_missing_journalctl_is_reported_once_and_nothing_panics() {
     env.stop();
 }
 
+#[test]
+fn a_file_jail_without_files_on_a_journal_machine_is_told_to_use_systemd() {
+    let jails = "[sshd]\nenabled = true\nbackend = auto\nlogpath = {d}/no-auth.log\n\
+                 action = record\n\
+                 [present]\nenabled = true\nfilter = sshd\nbackend = auto\n\
+                 logpath = {d}/auth.log\naction = record\n";
+    let mut env = Env::new("hint", jails);
+    std::fs::write(env.path("auth.log"), "").unwrap();
+    let machine = env.path("var-log-journal/0123456789abcdef0123456789abcdef");
+    std::fs::create_dir_all(&machine).unwrap();
+    write_journal(
+        &machine.join("system.journal"),
+        &[Entry::ssh_failure("192.0.2.60", now_micros())],
+    );
+    let empty = env.path("run-log-journal");
+    std::fs::create_dir_all(&empty).unwrap();
+    let dirs = format!(
+        "{}:{}",
+        empty.display(),
+        env.path("var-log-journal").display()
+    );
+    env.start_with(&[("RAMPART_JOURNAL_DIRS", &dirs)]);
+    let hint = "none of its log files exist, but a systemd journal does";
+    env.wait_for(|e| e.count(hint) == 1, "the hint");
+    let log = env.log();
+    assert!(
+        log.contains(&format!(
+            "[sshd] {hint} ({})",
+            env.path("var-log-journal").display()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("set `backend = systemd` for this jail"),
+        "{log}"
+    );
+    // Only the jail whose files are missing is told.
+    assert!(!log.contains(&format!("[present] {hint}")), "{log}");
+    env.stop();
+}
+
 /// Lines of `rampart regex` / `fail2ban-regex -o ip` output, sorted.
 fn sorted_lines(out: &[u8]) -> Vec<String> {
     let mut v: Vec<String> = String::from_utf8_lossy(out)

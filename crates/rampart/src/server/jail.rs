@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -219,7 +219,8 @@ fn build_source(
         .iter()
         .any(|lp| glob::glob(&lp.pattern).is_ok_and(|mut paths| paths.any(|p| p.is_ok())));
     if !any_file {
-        let dirs: Vec<&Path> = crate::journal::JOURNAL_DIRS.iter().map(Path::new).collect();
+        let dirs = crate::journal::journal_dirs();
+        let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
         if let Some(dir) = crate::journal::journal_with_files(&dirs) {
             shared.logger.log(
                 WARNING,
