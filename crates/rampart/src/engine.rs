@@ -194,6 +194,17 @@ fn py_dict(options: &[(String, String)]) -> String {
 /// Reads REGEX the way fail2ban-regex does: a filter name (with options) or a filter
 /// file path when one exists, otherwise a literal regex. IGNOREREGEX is always literal.
 pub fn load_regex_source(value: &str, config_dir: &Path, fail: bool) -> Result<RegexSource> {
+    load_regex_source_for(value, config_dir, fail, "auto")
+}
+
+/// As [`load_regex_source`], for a log read through `backend` (`systemd` makes the
+/// filter's default `logtype` `journal`, as fail2ban-regex does for `systemd-journal`).
+pub fn load_regex_source_for(
+    value: &str,
+    config_dir: &Path,
+    fail: bool,
+    backend: &str,
+) -> Result<RegexSource> {
     if !fail {
         return Ok(RegexSource::Literal(value.to_string()));
     }
@@ -202,7 +213,7 @@ pub fn load_regex_source(value: &str, config_dir: &Path, fail: bool) -> Result<R
         spec: value,
         jail_name: "fail2ban-regex-jail",
         jail_vars: &IndexMap::new(),
-        backend: "auto",
+        backend,
     };
     match rampart_config::read_filter(&rampart_config::OsFs, &basedir, &request) {
         Ok((resolved, warnings)) => {

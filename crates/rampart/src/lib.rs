@@ -6,6 +6,7 @@ pub mod client;
 pub mod config_cmd;
 pub mod corpus;
 pub mod engine;
+pub mod journal;
 pub mod logread;
 pub mod regex_cmd;
 pub mod server;

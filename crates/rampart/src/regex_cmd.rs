@@ -151,7 +151,10 @@ pub fn run(args: &RegexArgs, default_config: &Path) -> Result<u8> {
         ..FilterSpec::default()
     };
     let mut datepattern: Option<String> = None;
-    let fail_source = engine::load_regex_source(regex, &config_dir, true)?;
+    // fail2ban-regex reads the filter for the systemd backend when LOG is the journal.
+    let journal_log = log.starts_with("systemd-journal");
+    let backend = if journal_log { "systemd" } else { "auto" };
+    let fail_source = engine::load_regex_source_for(regex, &config_dir, true, backend)?;
     out.line(&fail_source.describe("failregex"));
     fail_source.apply(&mut spec, &mut datepattern, true);
     if let Some(ignore) = args.ignoreregex.as_deref() {
@@ -206,7 +209,34 @@ pub fn run(args: &RegexArgs, default_config: &Path) -> Result<u8> {
 
     let started = Instant::now();
     let path = Path::new(log);
-    if path.is_file() {
+    if journal_log && !path.is_file() {
+        out.line("Use         systemd journal");
+        out.line(&format!("Use         encoding : {}", encoding.name()));
+        // -m wins; otherwise the filter's journalmatch (its last line, as fail2ban-regex
+        // keeps only that one).
+        let matches: Vec<Vec<String>> = match &args.journalmatch {
+            Some(m) => vec![
+                rampart_config::shlex_split(m)
+                    .with_context(|| format!("invalid --journalmatch {m:?}"))?,
+            ],
+            None => match &fail_source {
+                engine::RegexSource::Filter { resolved, .. } => {
+                    resolved.journalmatch.last().cloned().into_iter().collect()
+                }
+                engine::RegexSource::Literal(_) => Vec::new(),
+            },
+        };
+        let spec = crate::journal::spec_for(log, &matches)?;
+        if !spec.matches.is_empty() {
+            out.line(&format!(
+                "Use    journal match : {}",
+                spec.describe_matches()
+            ));
+        }
+        out.line("");
+        out.flush();
+        run.process_journal(spec, encoding)?;
+    } else if path.is_file() {
         out.line(&format!("Use         log file : {log}"));
         out.line(&format!("Use         encoding : {}", encoding.name()));
         out.line("");
@@ -288,11 +318,83 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Reads the whole journal once; entries are numbered from 1 in the order read.
+    fn process_journal(
+        &mut self,
+        spec: rampart_journal::JournalSpec,
+        encoding: Encoding,
+    ) -> Result<()> {
+        use rampart_journal::{Follow, JournalSource, Start};
+        use rampart_source::LogSource;
+        let mut source = JournalSource::new(spec, Start::Beginning, Follow::Once)?;
+        let mut number = 0u64;
+        let mut undecodable = 0u64;
+        let mut failed: Option<anyhow::Error> = None;
+        let mut problems = Vec::new();
+        let mut dates = crate::journal::DateTexts::default();
+        loop {
+            let stats = source.read_available(&mut |line| {
+                number += 1;
+                let (text, replaced) = encoding.decode(line.bytes);
+                undecodable += u64::from(replaced);
+                let time = line.time.unwrap_or(std::time::UNIX_EPOCH);
+                let date = dates.text(&self.engine, time).to_string();
+                match self.process_entry(&text, (&date, crate::journal::epoch(time)), number) {
+                    Ok(()) => std::ops::ControlFlow::Continue(()),
+                    Err(e) => {
+                        failed = Some(e);
+                        std::ops::ControlFlow::Break(())
+                    }
+                }
+            })?;
+            problems.extend(stats.notices.into_iter().map(|n| n.to_string()));
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if source.is_finished() {
+                break;
+            }
+            source.wait(Duration::from_secs(1))?;
+        }
+        for p in &problems {
+            eprintln!("ERROR: {p}");
+        }
+        if undecodable > 0 {
+            eprintln!(
+                "note: {undecodable} entries had bytes invalid in {}; they were replaced",
+                encoding.name()
+            );
+        }
+        if !problems.is_empty() && number == 0 {
+            bail!("the journal could not be read");
+        }
+        if number == 0 {
+            eprintln!(
+                "note: no journal entry was read (an empty journal, or none passes the journal match)"
+            );
+        }
+        Ok(())
+    }
+
     fn process(&mut self, raw_line: &str, number: u64) -> Result<()> {
         let line = trim_line_end(raw_line);
         if line.starts_with('#') || line.is_empty() {
             return Ok(());
         }
+        self.process_checked(line, None, number)
+    }
+
+    /// A journal entry: its time is known and it is never a comment.
+    fn process_entry(&mut self, line: &str, dated: (&str, f64), number: u64) -> Result<()> {
+        self.process_checked(line, Some(dated), number)
+    }
+
+    fn process_checked(
+        &mut self,
+        line: &str,
+        dated: Option<(&str, f64)>,
+        number: u64,
+    ) -> Result<()> {
         let buffered_before: Vec<String> = if self.engine.filter.maxlines() > 1 {
             self.engine
                 .filter
@@ -303,7 +405,23 @@ impl Run<'_> {
         } else {
             Vec::new()
         };
-        let failures = self.engine.process(line, self.now, &self.resolver);
+        let failures = match dated {
+            Some((date, time)) => {
+                self.engine
+                    .filter
+                    .process_dated_line(date, line, time, self.now, &self.resolver)
+            }
+            None => self.engine.process(line, self.now, &self.resolver),
+        };
+        // fail2ban-regex shows a journal line with its date in front.
+        let shown;
+        let line = match dated {
+            Some((date, _)) => {
+                shown = format!("{date}{line}");
+                shown.as_str()
+            }
+            None => line,
+        };
         let mut is_ignored = !self.engine.filter.ignored_by().is_empty();
         for &i in self.engine.filter.ignored_by() {
             if let Some(s) = self.ignore_stats.get_mut(i) {

@@ -1,7 +1,7 @@
-//! Log sources: where a jail's lines come from. Today that is [`FileSource`], which follows
-//! a set of `logpath` glob patterns through rotation; the [`LogSource`] trait is shaped so
-//! that a journal reader (entries with their own timestamps and a time-based position) can
-//! sit behind it later.
+//! Log sources: where a jail's lines come from. Here that is [`FileSource`], which follows
+//! a set of `logpath` glob patterns through rotation; the systemd journal reader
+//! (`rampart-journal`: entries with their own timestamps, [`Position::Journal`]) sits
+//! behind the same [`LogSource`] trait, waking its `wait` through [`wake_channel`].
 //!
 //! Design points:
 //!
@@ -104,6 +104,18 @@ pub enum Wake {
 pub enum Position {
     /// A position in a file.
     File(FilePosition),
+    /// A position in the systemd journal.
+    Journal(JournalPosition),
+}
+
+/// Where a jail has got to in the systemd journal: the last entry handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalPosition {
+    /// The entry's cursor (`__CURSOR`), which the journal can seek to exactly.
+    pub cursor: String,
+    /// The entry's own time: a fallback for when the cursor is no longer in the journal
+    /// (vacuumed), and what fail2ban keeps as its journal position.
+    pub time: SystemTime,
 }
 
 /// The position of a jail in one file, in fail2ban's terms (its `logs` table).
@@ -287,4 +299,34 @@ impl Waker {
     pub fn wake(&self) {
         self.inner.wake();
     }
+}
+
+/// The receiving end of a wake-up channel, for sources built outside this crate (the
+/// journal): they hand out the [`Waker`] and block on this in their `wait`.
+#[derive(Debug)]
+pub struct WakeListener {
+    rx: sys::WakeReceiver,
+}
+
+impl WakeListener {
+    /// Blocks until a wake-up arrives or `timeout` passes; true if woken. Pending wake-ups
+    /// are consumed.
+    pub fn wait(&self, timeout: Duration) -> Result<bool, Error> {
+        if self.rx.drain() {
+            return Ok(true);
+        }
+        let readable = sys::wait_readable(&[self.rx.fd()], timeout).map_err(Error::Wait)?;
+        Ok(readable.first() == Some(&true) && self.rx.drain())
+    }
+}
+
+/// A new wake-up channel: wakers for other threads, the listener for the source.
+pub fn wake_channel() -> Result<(Waker, WakeListener), Error> {
+    let (tx, rx) = sys::wake_channel().map_err(Error::Waker)?;
+    Ok((
+        Waker {
+            inner: Arc::new(tx),
+        },
+        WakeListener { rx },
+    ))
 }

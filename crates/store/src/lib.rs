@@ -299,6 +299,20 @@ pub struct JournalPosition {
     pub time: f64,
 }
 
+/// Where a jail stopped reading a journal, with the cursor rampart keeps.
+///
+/// It is fail2ban's row (`logs`, path `systemd-journal`, the time as epoch float in
+/// `lastfilepos`) with the entry's cursor in the hash column where fail2ban writes the
+/// time as ISO text: fail2ban only reads the time, so either program resumes from the
+/// other's row, and rampart resumes exactly when it finds a cursor there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalCursor {
+    /// The journal cursor of the last entry read (`s=…;i=…;…`), when the row has one.
+    pub cursor: Option<String>,
+    /// The time of the last entry read, Unix seconds.
+    pub time: f64,
+}
+
 /// A jail known to the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JailEntry {
@@ -536,6 +550,34 @@ impl Store {
         iso_time: &str,
     ) -> Result<(), StoreError> {
         self.write_position(jail, name, Some(iso_time), SqlValue::Real(time))
+    }
+
+    /// The saved journal position of a jail under `name` (`systemd-journal`): a cursor
+    /// when rampart wrote the row, the time alone when fail2ban did.
+    pub fn journal_cursor(
+        &self,
+        jail: &str,
+        name: &str,
+    ) -> Result<Option<JournalCursor>, StoreError> {
+        Ok(self.journal_position(jail, name)?.map(|p| JournalCursor {
+            // journald's cursors are `s=…;i=…;b=…;m=…;t=…;x=…`; fail2ban's ISO times
+            // never contain `;`.
+            cursor: p
+                .iso_time
+                .filter(|c| c.starts_with("s=") && c.contains(';')),
+            time: p.time,
+        }))
+    }
+
+    /// Saves a jail's journal position: the cursor and time of the last entry read.
+    pub fn set_journal_cursor(
+        &mut self,
+        jail: &str,
+        name: &str,
+        cursor: &str,
+        time: f64,
+    ) -> Result<(), StoreError> {
+        self.write_position(jail, name, Some(cursor), SqlValue::Real(time))
     }
 
     fn position_row(&self, jail: &str, path: &str) -> Result<Option<PositionRow>, StoreError> {

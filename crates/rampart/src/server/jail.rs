@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -19,6 +19,7 @@ use rampart_action::{ActionContext, BanQueue, CommandAction, Family, JailAction}
 use rampart_config::Value as ConfigValue;
 use rampart_filter::{AddrHint, Failure, FailureId, Filter, FilterSpec, Mode, UseDns};
 use rampart_jail::{BanOutcome, IgnoreCheck, JailConfig, PriorBans, Ticket};
+use rampart_journal::{Follow, JournalSource};
 use rampart_source::{
     FileSource, FileSourceOptions, LogPath, LogSource, Position, SavedPosition, Waker,
     parse_backend,
@@ -135,6 +136,106 @@ fn lock(state: &Mutex<JailState>) -> MutexGuard<'_, JailState> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The jail's log source, resuming where the store says: files (`logpath` with the
+/// file backends) or the systemd journal (`backend = systemd[...]`).
+fn build_source(
+    config: &rampart_config::Jail,
+    filter: &rampart_config::ResolvedFilter,
+    find_time: f64,
+    shared: &Arc<Shared>,
+) -> Result<Box<dyn LogSource>> {
+    let name = config.name.as_str();
+    if crate::journal::is_journal_backend(&config.backend) {
+        let spec = crate::journal::spec_for(&config.backend, &filter.journalmatch)
+            .with_context(|| format!("jail {name}"))?;
+        if spec.matches.is_empty() {
+            shared.logger.log(
+                NOTICE,
+                "fail2ban.filtersystemd",
+                &format!(
+                    "[{name}] Jail started without 'journalmatch' set: every journal entry \
+                     is matched against the filter, which costs more than needed"
+                ),
+            );
+        } else {
+            shared.logger.log(
+                INFO,
+                "fail2ban.filtersystemd",
+                &format!(
+                    "[{name}] Added journal match for: {:?}",
+                    spec.describe_matches()
+                ),
+            );
+        }
+        let saved = shared.store.lock().ok().and_then(|store| {
+            store
+                .as_ref()?
+                .journal_cursor(name, rampart_journal::JOURNAL_NAME)
+                .ok()?
+        });
+        let start = crate::journal::start_at(saved.as_ref(), wall_clock(), find_time);
+        let source = JournalSource::new(spec, start, Follow::Live)
+            .with_context(|| format!("journal source of jail {name}"))?;
+        return Ok(Box::new(source));
+    }
+    let logpaths: Vec<LogPath> = config
+        .logpaths
+        .iter()
+        .map(|lp| {
+            LogPath::parse(&format!("{} {}", lp.path, lp.position))
+                .or_else(|_| LogPath::parse(&lp.path))
+        })
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("logpath of jail {name}"))?;
+    let backend_word = config
+        .backend
+        .split('[')
+        .next()
+        .unwrap_or("auto")
+        .trim()
+        .to_string();
+    let backend = parse_backend(&backend_word).with_context(|| format!("jail {name}"))?;
+    let source_options = FileSourceOptions {
+        backend,
+        ..FileSourceOptions::default()
+    };
+    let store = Arc::clone(&shared.store);
+    let mut saved = |path: &Path| -> Option<SavedPosition> {
+        let store = store.lock().ok()?;
+        let pos = store
+            .as_ref()?
+            .log_position(name, &path.to_string_lossy())
+            .ok()??;
+        Some(SavedPosition {
+            first_line_hash: pos.first_line_hash,
+            offset: u64::try_from(pos.position).unwrap_or(0),
+        })
+    };
+    let source = FileSource::new(&logpaths, source_options, &mut saved)
+        .with_context(|| format!("log source of jail {name}"))?;
+    // On a journal-only machine (Debian 12 and later) a file jail finds nothing: say once
+    // what would work.
+    let any_file = logpaths
+        .iter()
+        .any(|lp| glob::glob(&lp.pattern).is_ok_and(|mut paths| paths.any(|p| p.is_ok())));
+    if !any_file {
+        let dirs = crate::journal::journal_dirs();
+        let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+        if let Some(dir) = crate::journal::journal_with_files(&dirs) {
+            shared.logger.log(
+                WARNING,
+                "fail2ban.jail",
+                &format!(
+                    "[{name}] none of its log files exist, but a systemd journal does ({}): \
+                     set `backend = systemd` for this jail",
+                    dir.display()
+                ),
+            );
+        }
+    }
+    Ok(Box::new(source))
+}
+
 impl RunningJail {
     /// Builds and starts a jail from its configuration; restores its bans from the store.
     pub fn start(config: &rampart_config::Jail, shared: &Arc<Shared>) -> Result<RunningJail> {
@@ -222,42 +323,7 @@ impl RunningJail {
         let queue = BanQueue::start(name.clone(), actions, ctx.events.clone())
             .with_context(|| format!("starting the actions of jail {name}"))?;
 
-        // The log source, resuming where the store says.
-        let logpaths: Vec<LogPath> = config
-            .logpaths
-            .iter()
-            .map(|lp| {
-                LogPath::parse(&format!("{} {}", lp.path, lp.position))
-                    .or_else(|_| LogPath::parse(&lp.path))
-            })
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("logpath of jail {name}"))?;
-        let backend_word = config
-            .backend
-            .split('[')
-            .next()
-            .unwrap_or("auto")
-            .trim()
-            .to_string();
-        let backend = parse_backend(&backend_word).with_context(|| format!("jail {name}"))?;
-        let source_options = FileSourceOptions {
-            backend,
-            ..FileSourceOptions::default()
-        };
-        let store = Arc::clone(&shared.store);
-        let mut saved = |path: &Path| -> Option<SavedPosition> {
-            let store = store.lock().ok()?;
-            let pos = store
-                .as_ref()?
-                .log_position(&name, &path.to_string_lossy())
-                .ok()??;
-            Some(SavedPosition {
-                first_line_hash: pos.first_line_hash,
-                offset: u64::try_from(pos.position).unwrap_or(0),
-            })
-        };
-        let source = FileSource::new(&logpaths, source_options, &mut saved)
-            .with_context(|| format!("log source of jail {name}"))?;
+        let source = build_source(config, filter_conf, find_time, shared)?;
         let waker = source.waker();
 
         let seed = (wall_clock().to_bits() ^ u64::from(std::process::id())) | 1;
@@ -332,7 +398,7 @@ impl RunningJail {
             name: name.clone(),
             engine,
             encoding,
-            source: Box::new(source),
+            source,
             state: Arc::clone(&state),
             shared: Arc::clone(shared),
             stop: Arc::clone(&stop),
@@ -547,6 +613,7 @@ impl Worker {
         // dates count as "now".
         self.engine.filter.set_in_operation(false);
         let mut caught_up = false;
+        let mut dates = crate::journal::DateTexts::default();
         while !self.stop.load(Ordering::SeqCst) {
             let mut failures: Vec<Failure> = Vec::new();
             let mut lines = 0u64;
@@ -560,9 +627,19 @@ impl Worker {
                 undecodable += u64::from(replaced);
                 lines += 1;
                 let now = wall_clock();
+                let found = match line.time {
+                    // A journal entry: its own time, no date in the text.
+                    Some(time) => engine.filter.process_dated_line(
+                        dates.text(engine, time),
+                        &text,
+                        crate::journal::epoch(time),
+                        now,
+                        resolver,
+                    ),
+                    None => engine.process(&text, now, resolver),
+                };
                 failures.extend(
-                    engine
-                        .process(&text, now, resolver)
+                    found
                         .into_iter()
                         .filter(|f| f.id.is_some() && !f.is_nofail()),
                 );
@@ -617,10 +694,9 @@ impl Worker {
                     .source
                     .positions()
                     .iter()
-                    .map(|p| match p {
-                        Position::File(f) => f.path.to_string_lossy().into_owned(),
-                        #[allow(unreachable_patterns)]
-                        _ => String::new(),
+                    .filter_map(|p| match p {
+                        Position::File(f) => Some(f.path.to_string_lossy().into_owned()),
+                        _ => None,
                     })
                     .collect();
             }
@@ -713,8 +789,21 @@ impl Worker {
             return;
         };
         for position in self.source.positions() {
-            let Position::File(p) = position else {
-                continue;
+            let p = match position {
+                Position::File(p) => p,
+                Position::Journal(j) => {
+                    let time = crate::journal::epoch(j.time);
+                    let name = rampart_journal::JOURNAL_NAME;
+                    if let Err(e) = store.set_journal_cursor(&self.name, name, &j.cursor, time) {
+                        self.shared.logger.log(
+                            ERROR,
+                            "fail2ban.database",
+                            &format!("[{}] {e}", self.name),
+                        );
+                    }
+                    continue;
+                }
+                _ => continue,
             };
             #[allow(clippy::cast_possible_wrap)]
             let result = store.set_log_position(

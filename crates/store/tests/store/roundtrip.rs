@@ -592,3 +592,50 @@ fn the_store_moves_to_its_own_thread() {
     let store = Store::open(&db).unwrap();
     assert_eq!(store.current_bans("sshd", &restore(NOW)).unwrap().len(), 20);
 }
+
+#[test]
+fn journal_cursors_round_trip_and_read_fail2ban_rows() {
+    let dir = TempDir::new("journal-cursor");
+    let db = dir.path().join("bans.sqlite3");
+    let mut store = Store::open(&db).unwrap();
+    store.add_jail("sshd").unwrap();
+    store.add_jail("old").unwrap();
+    let cursor = "s=70370b04f6864ae6925431af77a9aeb0;i=2a;b=01234567;m=1;t=661a03;x=2a3b";
+    store
+        .set_journal_cursor("sshd", "systemd-journal", cursor, 1_700_000_002.25)
+        .unwrap();
+    // What fail2ban itself writes: the time, and the time again as ISO text.
+    store
+        .set_journal_position(
+            "old",
+            "systemd-journal",
+            1_700_000_001.5,
+            "2023-11-14T22:13:21.500000",
+        )
+        .unwrap();
+    store.close().unwrap();
+
+    let store = Store::open(&db).unwrap();
+    let mine = store
+        .journal_cursor("sshd", "systemd-journal")
+        .unwrap()
+        .unwrap();
+    assert_eq!(mine.cursor.as_deref(), Some(cursor));
+    assert_eq!(mine.time, 1_700_000_002.25);
+    // fail2ban's reading of rampart's row: the time is where it looks for it.
+    let as_fail2ban = store
+        .journal_position("sshd", "systemd-journal")
+        .unwrap()
+        .unwrap();
+    assert_eq!(as_fail2ban.time, 1_700_000_002.25);
+    let theirs = store
+        .journal_cursor("old", "systemd-journal")
+        .unwrap()
+        .unwrap();
+    assert_eq!(theirs.cursor, None, "an ISO time is not a cursor");
+    assert_eq!(theirs.time, 1_700_000_001.5);
+    assert_eq!(
+        store.journal_cursor("none", "systemd-journal").unwrap(),
+        None
+    );
+}
