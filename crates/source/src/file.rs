@@ -393,6 +393,47 @@ impl FileSource {
         }
     }
 
+    fn add_pattern(&mut self, spec: &LogPath) -> Result<(), Error> {
+        if self.patterns.iter().any(|p| p.spec.pattern == spec.pattern) {
+            return Ok(());
+        }
+        self.patterns.push(compile(spec)?);
+        // Only files not followed yet are opened, at the new pattern's position; none
+        // has a saved position worth resuming (fail2ban's addlogpath starts afresh).
+        self.expand_patterns(Some(&mut |_: &Path| None));
+        Ok(())
+    }
+
+    fn remove_pattern(&mut self, pattern: &str) -> bool {
+        let before = self.patterns.len();
+        self.patterns.retain(|p| p.spec.pattern != pattern);
+        if self.patterns.len() == before {
+            return false;
+        }
+        let mut kept: HashSet<PathBuf> = HashSet::new();
+        for p in &self.patterns {
+            kept.extend(expand(p));
+            if p.glob.is_none() {
+                kept.insert(PathBuf::from(&p.spec.pattern));
+            }
+        }
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|path| !kept.contains(*path))
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some(tracked) = self.files.remove(&path) {
+                for reader in tracked.current.iter().chain(&tracked.retired) {
+                    self.unwatch_file(reader);
+                }
+            }
+            self.dirty.remove(&path);
+        }
+        true
+    }
+
     /// Whether the source fell back to (or was asked for) polling.
     pub fn is_polling(&self) -> bool {
         matches!(self.watcher, Watcher::Polling { .. })
@@ -1163,6 +1204,14 @@ impl LogSource for FileSource {
         Waker {
             inner: Arc::clone(&self.wake_tx),
         }
+    }
+
+    fn add_path(&mut self, path: &LogPath) -> Result<(), Error> {
+        self.add_pattern(path)
+    }
+
+    fn remove_path(&mut self, pattern: &str) -> bool {
+        self.remove_pattern(pattern)
     }
 
     fn positions(&self) -> Vec<Position> {

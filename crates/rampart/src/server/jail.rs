@@ -27,6 +27,7 @@ use rampart_store::{BanRecord, RestoreQuery};
 
 use super::Shared;
 use super::log::{DEBUG, ERROR, INFO, NOTICE, WARNING};
+use super::settings::{Change, FilterSettings, RuntimeSettings};
 use crate::engine::{LineFilter, SystemResolver, wall_clock};
 use crate::logread::Encoding;
 
@@ -41,6 +42,8 @@ pub struct JailState {
     pub actions: Vec<String>,
     pub lines_total: u64,
     pub undecodable: u64,
+    /// Filter, encoding and idleness as the socket may change them.
+    pub settings: RuntimeSettings,
     random: u64,
 }
 
@@ -178,6 +181,11 @@ impl RunningJail {
         };
         let filter = Filter::new(&spec, mode).with_context(|| format!("filter of jail {name}"))?;
         let logtimezone = text(&config.options, "logtimezone").filter(|s| !s.is_empty());
+        let filter_settings = FilterSettings {
+            spec: spec.clone(),
+            datepattern: filter_conf.datepattern.clone(),
+            logtimezone: logtimezone.clone(),
+        };
         let engine = LineFilter::new(
             filter,
             filter_conf.datepattern.as_deref(),
@@ -269,6 +277,7 @@ impl RunningJail {
             actions: action_names,
             lines_total: 0,
             undecodable: 0,
+            settings: RuntimeSettings::new(filter_settings, encoding),
             random: seed,
         }));
 
@@ -355,6 +364,11 @@ impl RunningJail {
             waker,
             thread: Some(thread),
         })
+    }
+
+    /// Makes the jail's thread look at its pending changes now.
+    pub fn wake(&self) {
+        self.waker.wake();
     }
 
     /// Stops the thread, flushes the bans from the firewall (they stay in the store)
@@ -548,6 +562,9 @@ impl Worker {
         self.engine.filter.set_in_operation(false);
         let mut caught_up = false;
         while !self.stop.load(Ordering::SeqCst) {
+            if self.apply_changes() {
+                continue;
+            }
             let mut failures: Vec<Failure> = Vec::new();
             let mut lines = 0u64;
             let mut undecodable = 0u64;
@@ -730,6 +747,47 @@ impl Worker {
                     .log(ERROR, "fail2ban.database", &format!("[{}] {e}", self.name));
             }
         }
+    }
+}
+
+impl Worker {
+    /// Applies what the control socket changed; while the jail is idle, waits a little
+    /// (still unbanning on time) and returns true: the caller skips its read.
+    fn apply_changes(&mut self) -> bool {
+        let (changes, idle) = {
+            let mut st = lock(&self.state);
+            (std::mem::take(&mut st.settings.pending), st.settings.idle)
+        };
+        for change in changes {
+            match change {
+                Change::Engine(engine) => self.engine = *engine,
+                Change::Encoding(encoding) => self.encoding = encoding,
+                Change::AddPath(path) => {
+                    if let Err(e) = self.source.add_path(&path) {
+                        self.shared.logger.log(
+                            ERROR,
+                            "fail2ban.filter",
+                            &format!("[{}] {e}", self.name),
+                        );
+                    }
+                }
+                Change::RemovePath(pattern) => {
+                    self.source.remove_path(&pattern);
+                }
+            }
+        }
+        if !idle {
+            return false;
+        }
+        let now = wall_clock();
+        {
+            let mut st = lock(&self.state);
+            for ticket in st.jail.tick(now) {
+                unban_ticket(&self.name, &st, &self.shared, &ticket);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        true
     }
 }
 

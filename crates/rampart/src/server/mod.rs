@@ -7,6 +7,8 @@
 mod control;
 mod jail;
 pub mod log;
+mod runtime;
+mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,11 +67,23 @@ pub struct Shared {
     pub config_dir: PathBuf,
     pub dbfile: String,
     pub dbpurgeage: Mutex<f64>,
-    pub syslogsocket: String,
+    pub syslogsocket: Mutex<String>,
+    /// `dbmaxmatches` (fail2ban's default 10), as `get`/`set` see it.
+    pub dbmaxmatches: std::sync::atomic::AtomicI64,
     /// Set by `stop` on the socket or by a signal.
     pub stopping: AtomicBool,
     /// Set by `reload` on the socket or by SIGHUP.
     pub reload: AtomicBool,
+}
+
+impl Shared {
+    /// The syslog socket now set.
+    pub fn syslog_socket(&self) -> String {
+        self.syslogsocket
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -231,7 +245,8 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
         config_dir: config_dir.clone(),
         dbfile: settings.dbfile.clone(),
         dbpurgeage: Mutex::new(dbpurgeage),
-        syslogsocket,
+        syslogsocket: Mutex::new(syslogsocket),
+        dbmaxmatches: std::sync::atomic::AtomicI64::new(settings.dbmaxmatches.unwrap_or(10)),
         stopping: AtomicBool::new(false),
         reload: AtomicBool::new(false),
     });
