@@ -64,18 +64,38 @@ impl Env {
         )
         .unwrap();
         std::fs::write(dir.join("auth.log"), "").unwrap();
+        let mut env = Env { dir, server: None };
+        env.spawn();
+        env
+    }
+
+    fn spawn(&mut self) {
+        let before = self.log().matches("Server ready").count();
         let server = Command::new(RAMPART)
             .args(["server", "-f", "-c"])
-            .arg(&conf)
+            .arg(self.dir.join("conf"))
             .stdin(Stdio::null())
             .spawn()
             .expect("rampart server starts");
-        let env = Env {
-            dir,
-            server: Some(server),
-        };
-        env.wait_for(|e| e.log().contains("Server ready"), "the server");
-        env
+        self.server = Some(server);
+        self.wait_for(
+            |e| e.log().matches("Server ready").count() > before,
+            "the server",
+        );
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn stop(&mut self) {
+        assert!(self.ok(&["stop"]).contains("Shutdown successful"));
+        if let Some(mut child) = self.server.take() {
+            assert!(child.wait().unwrap().success());
+        }
     }
 
     fn log(&self) -> String {
@@ -467,4 +487,36 @@ fn garbage_on_the_socket_gets_an_error_and_the_server_carries_on() {
     assert_eq!(env.ok(&["ping"]).trim(), "Server replied: pong");
     env.failures("auth.log", "192.0.2.70", 5);
     env.wait_for(|e| e.banned("192.0.2.70"), "a ban after the garbage");
+}
+
+#[test]
+fn a_killed_server_flushes_its_actions_before_restoring_bans() {
+    let action = format!(
+        "{RECORD}actionstart = echo start >> {{d}}/actions\n\
+         actionflush = echo flush >> {{d}}/actions\n\
+         actionstop = echo stop >> {{d}}/actions\n"
+    );
+    let mut env = Env::start("unclean", &action);
+    env.failures("auth.log", "192.0.2.80", 5);
+    env.wait_for(|e| e.actions().contains("ban 192.0.2.80"), "the ban");
+    env.kill();
+    std::fs::write(env.dir.join("actions"), "").unwrap();
+    env.spawn();
+    env.wait_for(
+        |e| e.actions().contains("ban 192.0.2.80"),
+        "the restored ban",
+    );
+    // What the killed server left is flushed once, before the ban comes back, once.
+    assert_eq!(env.actions(), "start\nflush\nban 192.0.2.80 5\n");
+    assert!(env.log().contains("did not stop cleanly"), "{}", env.log());
+
+    // After a clean stop nothing is stale: no flush at start.
+    env.stop();
+    std::fs::write(env.dir.join("actions"), "").unwrap();
+    env.spawn();
+    env.wait_for(
+        |e| e.actions().contains("ban 192.0.2.80"),
+        "the restored ban",
+    );
+    assert_eq!(env.actions(), "start\nban 192.0.2.80 5\n");
 }

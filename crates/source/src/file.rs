@@ -217,7 +217,9 @@ impl InotifyWatcher {
         Ok(InotifyWatcher {
             inotify: Inotify::init()?,
             directories: HashMap::new(),
-            buffer: vec![0u8; 16 * 1024],
+            // Events are read until none is left, so a small buffer only means more
+            // reads under a burst; jails that sit idle keep the memory.
+            buffer: vec![0u8; 4 * 1024],
             reported_watch_failure: false,
         })
     }
@@ -336,7 +338,9 @@ impl FileSource {
         let mut source = FileSource {
             patterns,
             files: BTreeMap::new(),
-            scratch: vec![0u8; 64 * 1024],
+            // One per jail: reads of this size keep a catch-up cheap in system calls
+            // without every idle jail holding a large buffer.
+            scratch: vec![0u8; 16 * 1024],
             next_sweep: Instant::now() + options.sweep_interval,
             options,
             watcher,

@@ -56,6 +56,15 @@ pub(super) fn not_int(word: &str) -> PyException {
     ))
 }
 
+/// Wakes a jail's thread when dropped, after the lock on its state is released.
+struct WakeOnDrop<'a>(&'a Shared, &'a str);
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        wake_jail(self.0, self.1);
+    }
+}
+
 fn wake_jail(shared: &Shared, name: &str) {
     if let Ok(jails) = shared.jails.lock()
         && let Some(jail) = jails.get(name)
@@ -225,6 +234,8 @@ impl rampart_control::Handler for Handler {
             }
             ["set", jail, "banip", ips @ ..] => {
                 let jail = jail.to_string();
+                // The jail's thread must learn of the new ban end.
+                let _wake = WakeOnDrop(&shared, &jail);
                 with_jail_mut(&shared, &jail, |st, inc| {
                     let now = wall_clock();
                     let mut n = 0;
@@ -269,6 +280,7 @@ impl rampart_control::Handler for Handler {
             }
             ["set", jail, "attempt", ip, matches @ ..] => {
                 let jail = jail.to_string();
+                let _wake = WakeOnDrop(&shared, &jail);
                 with_jail_mut(&shared, &jail, |st, inc| {
                     super::runtime::attempt(&jail, st, &shared, ip, matches, inc);
                     Ok(int(1))

@@ -31,6 +31,9 @@ use super::settings::{Change, FilterSettings, RuntimeSettings};
 use crate::engine::{LineFilter, SystemResolver, wall_clock};
 use crate::logread::Encoding;
 
+/// The longest a jail's thread waits for its logs before looking at its state again.
+const IDLE_WAIT: f64 = 30.0;
+
 /// What the control socket sees of a jail.
 #[derive(Debug)]
 pub struct JailState {
@@ -198,6 +201,7 @@ impl RunningJail {
         // The actions and their queue.
         let mut ctx = ActionContext::new(name.clone());
         ctx.bantime = jail_ban_time;
+        ctx.flush_stale = shared.unclean_start.load(Ordering::SeqCst);
         let logger = Arc::clone(&shared.logger);
         ctx.events = Arc::new(move |event: rampart_action::Event| {
             let level = match event.level {
@@ -649,7 +653,9 @@ impl Worker {
                 dirty = false;
             }
             let next = lock(&self.state).jail.next_unban_at();
-            let timeout = next.map_or(1.0, |t| (t - wall_clock()).clamp(0.01, 1.0));
+            // Log changes and commands wake the thread; with no unban due it sleeps
+            // long, so that ninety idle jails cost next to nothing.
+            let timeout = next.map_or(IDLE_WAIT, |t| (t - wall_clock()).clamp(0.01, IDLE_WAIT));
             if let Err(e) = self.source.wait(Duration::from_secs_f64(timeout)) {
                 self.shared
                     .logger

@@ -74,6 +74,9 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Set by `reload` on the socket or by SIGHUP.
     pub reload: AtomicBool,
+    /// The previous server left its pid file behind (it was killed): the jails started
+    /// now flush their actions once before restoring bans. Cleared once they have.
+    pub unclean_start: AtomicBool,
 }
 
 impl Shared {
@@ -150,6 +153,7 @@ fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
             .logger
             .log(WARNING, "fail2ban.configreader", &warning.to_string());
     }
+    let mut wanted = Vec::new();
     for jail in &config.jails {
         if let Some(error) = &jail.config_error {
             shared.logger.log(
@@ -157,12 +161,13 @@ fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
                 "fail2ban.jailreader",
                 &format!("Errors in jail {:?}. Skipping... ({error})", jail.name),
             );
-            continue;
+        } else if jail.enabled {
+            wanted.push(jail);
         }
-        if !jail.enabled {
-            continue;
-        }
-        match RunningJail::start(jail, shared) {
+    }
+    let started = start_in_parallel(shared, &wanted);
+    for (jail, result) in wanted.iter().zip(started) {
+        match result {
             Ok(running) => {
                 if let Ok(mut jails) = shared.jails.lock() {
                     jails.insert(jail.name.clone(), running);
@@ -175,6 +180,47 @@ fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
             ),
         }
     }
+}
+
+/// Starts `jails` on as many threads as there are cores: compiling a jail's filter is
+/// most of the start-up, and jails do not depend on each other. Results come back in
+/// the order given, so the jail list keeps the configuration's order.
+fn start_in_parallel(
+    shared: &Arc<Shared>,
+    jails: &[&rampart_config::Jail],
+) -> Vec<Result<RunningJail>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(jails.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<RunningJail>>>> =
+        jails.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(jail) = jails.get(i) else { break };
+                    let result = RunningJail::start(jail, shared);
+                    if let Some(slot) = slots.get(i)
+                        && let Ok(mut slot) = slot.lock()
+                    {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(anyhow::anyhow!("the jail's start did not finish")))
+        })
+        .collect()
 }
 
 fn stop_jails(shared: &Arc<Shared>) {
@@ -249,6 +295,7 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
         dbmaxmatches: std::sync::atomic::AtomicI64::new(settings.dbmaxmatches.unwrap_or(10)),
         stopping: AtomicBool::new(false),
         reload: AtomicBool::new(false),
+        unclean_start: AtomicBool::new(false),
     });
 
     // The socket first: a second server must fail before it touches any firewall.
@@ -264,10 +311,24 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
     }
     let control = rampart_control::ControlServer::start(&socket, control::Handler::new(&shared))
         .with_context(|| format!("control socket {}", socket.display()))?;
+    // A clean stop removes the pid file; one still there (the socket check above has
+    // made sure no server answers) means the last server was killed.
+    if pidfile.exists() {
+        logger.log(
+            WARNING,
+            "fail2ban.server",
+            &format!(
+                "{} is left from a server that did not stop cleanly; the actions are flushed as they start",
+                pidfile.display()
+            ),
+        );
+        shared.unclean_start.store(true, Ordering::SeqCst);
+    }
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pidfile.display()))?;
 
     start_jails(&shared, &config);
+    shared.unclean_start.store(false, Ordering::SeqCst);
     logger.log(
         INFO,
         "fail2ban.server",
