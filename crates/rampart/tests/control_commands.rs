@@ -377,8 +377,21 @@ fn jail_and_server_commands_answer_like_fail2ban() {
     let (code, _, err) = env.client(&["set", "dbfile", "/elsewhere.sqlite3"]);
     assert_ne!(code, 0);
     assert!(err.contains("jails present"), "{err}");
+    let props = env.ok(&["get", "sshd", "actionproperties", "test"]);
+    assert!(
+        props.contains("actionban") && props.contains("actionunban"),
+        "{props}"
+    );
+    let ban = env.ok(&["get", "sshd", "action", "test", "actionban"]);
+    assert!(ban.contains("echo \"ban <ip> <failures>\""), "{ban}");
+    let (code, _, _) = env.client(&["get", "sshd", "action", "nosuch", "actionban"]);
+    assert_ne!(code, 0);
     for args in [
-        &["status", "sshd", "short"][..],
+        &["get", "sshd", "actionproperties", "test"][..],
+        &["get", "sshd", "actionmethods", "test"],
+        &["get", "sshd", "action", "test", "actionban"],
+        &["get", "sshd", "action", "test", "timeout"],
+        &["status", "sshd", "short"],
         &["status", "sshd", "basic"],
         &["status"],
         &["get", "syslogsocket"],

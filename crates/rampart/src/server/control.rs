@@ -304,6 +304,15 @@ impl rampart_control::Handler for Handler {
                     ))
                 })
             }
+            ["get", jail, "action", act, property] => with_jail(&shared, jail, |st| {
+                super::runtime::action_property(st, act, property)
+            }),
+            ["get", jail, "actionproperties", act] => with_jail(&shared, jail, |st| {
+                super::runtime::action_properties(st, act)
+            }),
+            ["get", jail, "actionmethods", act] => {
+                with_jail(&shared, jail, |st| super::runtime::action_methods(st, act))
+            }
             ["get", jail, what] => {
                 with_jail(&shared, jail, |st| match super::runtime::get(st, what) {
                     Some(v) => Ok(v),

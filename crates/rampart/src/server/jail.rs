@@ -43,6 +43,8 @@ pub struct JailState {
     pub files: Vec<String>,
     pub logpaths: Vec<String>,
     pub actions: Vec<String>,
+    /// Each action's properties as configured (`get JAIL action ACT PROP`).
+    pub action_properties: Vec<(String, Vec<(String, String)>)>,
     pub lines_total: u64,
     pub undecodable: u64,
     /// Filter, encoding and idleness as the socket may change them.
@@ -278,6 +280,19 @@ impl RunningJail {
             queue: Some(queue),
             files: Vec::new(),
             logpaths: config.logpaths.iter().map(|l| l.path.clone()).collect(),
+            action_properties: config
+                .actions
+                .iter()
+                .filter(|a| action_names.contains(&a.name))
+                .map(|a| {
+                    let props = a
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_py_str()))
+                        .collect();
+                    (a.name.clone(), props)
+                })
+                .collect(),
             actions: action_names,
             lines_total: 0,
             undecodable: 0,

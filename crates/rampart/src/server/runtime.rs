@@ -294,3 +294,67 @@ pub fn set(
         _ => return Ok(None),
     }))
 }
+
+/// Commands every command action has, set or not (fail2ban's class attributes).
+const ACTION_COMMANDS: [&str; 9] = [
+    "actionban",
+    "actioncheck",
+    "actionflush",
+    "actionreban",
+    "actionreload",
+    "actionrepair",
+    "actionstart",
+    "actionstop",
+    "actionunban",
+];
+
+fn action<'a>(st: &'a JailState, name: &str) -> Result<&'a [(String, String)], PyException> {
+    st.action_properties
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p.as_slice())
+        .ok_or_else(|| PyException::key_error(name))
+}
+
+/// `get JAIL action ACT PROP`: the property as configured (tags not yet replaced).
+pub fn action_property(st: &JailState, name: &str, property: &str) -> Result<PyValue, PyException> {
+    let props = action(st, name)?;
+    if let Some((_, v)) = props.iter().rev().find(|(k, _)| k == property) {
+        return Ok(s(v.clone()));
+    }
+    match property {
+        "timeout" => Ok(int(60)),
+        p if ACTION_COMMANDS.contains(&p) => Ok(s("")),
+        _ => Err(PyException::new(
+            "builtins",
+            "AttributeError",
+            format!(
+                "'CommandAction' object has no attribute {}",
+                rampart_control::str_repr(property)
+            ),
+        )),
+    }
+}
+
+/// `get JAIL actionproperties ACT`: sorted, as Python's `dir()` lists them.
+pub fn action_properties(st: &JailState, name: &str) -> Result<PyValue, PyException> {
+    let props = action(st, name)?;
+    let mut names: Vec<String> = ACTION_COMMANDS.iter().map(|c| c.to_string()).collect();
+    names.push("timeout".to_string());
+    names.extend(props.iter().map(|(k, _)| k.clone()));
+    names.sort();
+    names.dedup();
+    Ok(list(&names))
+}
+
+/// `get JAIL actionmethods ACT`: the operations a rampart command action performs.
+pub fn action_methods(st: &JailState, name: &str) -> Result<PyValue, PyException> {
+    action(st, name)?;
+    let methods: Vec<String> = [
+        "ban", "flush", "prolong", "reban", "reload", "start", "stop", "unban",
+    ]
+    .iter()
+    .map(|m| m.to_string())
+    .collect();
+    Ok(list(&methods))
+}
