@@ -573,6 +573,10 @@ fn set_jail(st: &mut JailState, what: &str, value: &str) -> Result<PyValue, PyEx
         "findtime" => {
             let secs = seconds(value)?;
             st.jail.set_find_time(secs);
+            // The filter drops lines older than findtime: it runs with the new one too.
+            st.settings
+                .change_filter(secs, |_| {})
+                .map_err(|e| PyException::failed(format!("{e:#}")))?;
             int(secs as i64)
         }
         "maxretry" => {
