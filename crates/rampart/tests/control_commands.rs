@@ -400,6 +400,14 @@ fn jail_and_server_commands_answer_like_fail2ban() {
     }
     // reload --restart JAIL: the jail comes back with its bans.
     env.ok(&["set", "sshd", "banip", "192.0.2.50"]);
+    assert_eq!(env.ok(&["get", "sshd", "banned", "192.0.2.50"]).trim(), "1");
+    for args in [
+        &["get", "sshd", "banned", "192.0.2.50"][..],
+        &["get", "sshd", "banned", "192.0.2.50", "192.0.2.51"],
+        &["banned", "192.0.2.50"],
+    ] {
+        assert_eq!(env.ok(args), env.fail2ban_client(args), "{args:?}");
+    }
     env.ok(&["reload", "--restart", "sshd"]);
     env.wait_for(
         |e| e.ok(&["get", "sshd", "banip"]).contains("192.0.2.50"),

@@ -294,14 +294,18 @@ impl rampart_control::Handler for Handler {
             }
             ["get", jail, "banned", ips @ ..] if !ips.is_empty() => {
                 with_jail(&shared, jail, |st| {
-                    Ok(PyValue::List(
-                        ips.iter()
-                            .map(|ip| {
-                                let id = FailureId::parse(ip, AddrHint::Any);
-                                int(i64::from(st.jail.bans().is_banned(&id)))
-                            })
-                            .collect(),
-                    ))
+                    let flags: Vec<PyValue> = ips
+                        .iter()
+                        .map(|ip| {
+                            let id = FailureId::parse(ip, AddrHint::Any);
+                            int(i64::from(st.jail.bans().is_banned(&id)))
+                        })
+                        .collect();
+                    // fail2ban answers one address with a bare 0 or 1.
+                    Ok(match <[PyValue; 1]>::try_from(flags) {
+                        Ok([one]) => one,
+                        Err(flags) => PyValue::List(flags),
+                    })
                 })
             }
             ["get", jail, "action", act, property] => with_jail(&shared, jail, |st| {
