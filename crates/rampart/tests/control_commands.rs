@@ -21,6 +21,8 @@ const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
 struct Env {
     dir: PathBuf,
     server: Option<Child>,
+    /// Servers this test started itself (others come from `restart`).
+    spawned: Vec<u32>,
 }
 
 impl Drop for Env {
@@ -28,6 +30,17 @@ impl Drop for Env {
         if let Some(mut child) = self.server.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // A server that `restart` started in the background is known by its pid file.
+        if let Some(pid) = std::fs::read_to_string(self.dir.join("pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .filter(|pid| !self.spawned.contains(pid))
+        {
+            let _ = Command::new("kill")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -64,7 +77,11 @@ impl Env {
         )
         .unwrap();
         std::fs::write(dir.join("auth.log"), "").unwrap();
-        let mut env = Env { dir, server: None };
+        let mut env = Env {
+            dir,
+            server: None,
+            spawned: Vec::new(),
+        };
         env.spawn();
         env
     }
@@ -77,6 +94,7 @@ impl Env {
             .stdin(Stdio::null())
             .spawn()
             .expect("rampart server starts");
+        self.spawned.push(server.id());
         self.server = Some(server);
         self.wait_for(
             |e| e.log().matches("Server ready").count() > before,
@@ -540,4 +558,44 @@ fn a_killed_server_flushes_its_actions_before_restoring_bans() {
         "the restored ban",
     );
     assert_eq!(env.actions(), "start\nban 192.0.2.80 5\n");
+}
+
+#[test]
+fn restart_and_reload_restart_bring_the_jails_back_with_their_bans() {
+    let mut env = Env::start("restart", RECORD);
+    env.ok(&["set", "sshd", "banip", "192.0.2.90"]);
+    // reload --restart (every jail): the jail is rebuilt, its ban restored.
+    assert_eq!(env.ok(&["reload", "--restart"]).trim(), "OK");
+    env.wait_for(
+        |e| e.log().matches("Jail 'sshd' started").count() == 2,
+        "the jail to restart",
+    );
+    assert!(env.ok(&["get", "sshd", "banip"]).contains("192.0.2.90"));
+
+    // restart: the server stops and a new one starts in the background.
+    let old_pid = std::fs::read_to_string(env.dir.join("pid")).unwrap();
+    let out = Command::new(RAMPART)
+        .arg("-c")
+        .arg(env.dir.join("conf"))
+        .arg("-s")
+        .arg(env.dir.join("sock"))
+        .arg("restart")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Shutdown successful"), "{text}");
+    if let Some(mut child) = env.server.take() {
+        assert!(child.wait().unwrap().success());
+    }
+    env.wait_for(
+        |e| {
+            std::fs::read_to_string(e.dir.join("pid")).is_ok_and(|p| p != old_pid)
+                && e.client(&["get", "sshd", "banip"]).1.contains("192.0.2.90")
+        },
+        "the new server with the ban",
+    );
+    // The new server waited for the old one to finish; nothing was taken for a crash.
+    assert!(!env.log().contains("did not stop cleanly"), "{}", env.log());
 }

@@ -311,9 +311,7 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
     }
     let control = rampart_control::ControlServer::start(&socket, control::Handler::new(&shared))
         .with_context(|| format!("control socket {}", socket.display()))?;
-    // A clean stop removes the pid file; one still there (the socket check above has
-    // made sure no server answers) means the last server was killed.
-    if pidfile.exists() {
+    if previous_server_was_killed(&pidfile, &logger) {
         logger.log(
             WARNING,
             "fail2ban.server",
@@ -381,9 +379,51 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
     {
         logger.log(ERROR, "fail2ban.database", &format!("{e}"));
     }
-    let _ = std::fs::remove_file(&pidfile);
+    // A server started while this one was stopping may have written its own pid.
+    if read_pid(&pidfile) == Some(std::process::id()) {
+        let _ = std::fs::remove_file(&pidfile);
+    }
     logger.log(INFO, "fail2ban.server", "Exiting rampart");
     Ok(0)
+}
+
+fn read_pid(pidfile: &Path) -> Option<u32> {
+    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
+}
+
+/// Whether process `pid` runs (a zombie has finished).
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+        !matches!(state.and_then(|r| r.chars().next()), Some('Z' | 'X') | None)
+    })
+}
+
+/// What the pid file left by the previous server says; the socket check has made sure
+/// none answers any more. No file: it stopped cleanly. Its process still running: it
+/// is finishing its stop (`restart` starts the next server as soon as the socket is
+/// gone), so wait for it (at most 30 s), lest its actionstop undo this server's start.
+/// The file left and the process gone: it was killed, and what it put in the firewall
+/// is stale.
+fn previous_server_was_killed(pidfile: &Path, logger: &Logger) -> bool {
+    let Some(pid) = read_pid(pidfile).filter(|p| *p != std::process::id()) else {
+        return pidfile.exists();
+    };
+    if is_running(pid) {
+        logger.log(
+            INFO,
+            "fail2ban.server",
+            &format!("Waiting for the previous server (pid {pid}) to finish stopping"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while is_running(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if is_running(pid) {
+            return false;
+        }
+    }
+    pidfile.exists()
 }
 
 fn purge(shared: &Shared) {
