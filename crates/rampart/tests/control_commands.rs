@@ -72,7 +72,8 @@ impl Env {
             conf.join("jail.local"),
             format!(
                 "[sshd]\nenabled = true\nlogpath = {d}/auth.log\nmaxretry = 5\nfindtime = 600\n\
-                 bantime = 600\nignoreself = false\naction = test\n"
+                 bantime = 600\nignoreself = false\naction = test\n\
+                 bantime.maxtime = 5w\nbantime.factor = 2\n"
             ),
         )
         .unwrap();
@@ -390,6 +391,12 @@ fn jail_and_server_commands_answer_like_fail2ban() {
     let (code, _, err) = env.client(&["set", "sshd", "nonsense", "1"]);
     assert_ne!(code, 0);
     assert!(err.contains("no set action"), "{err}");
+    assert_eq!(
+        env.ok(&["get", "sshd", "bantime.maxtime"]).trim(),
+        "3024000"
+    );
+    assert_eq!(env.ok(&["get", "sshd", "bantime.factor"]).trim(), "2");
+    assert_eq!(env.ok(&["get", "sshd", "bantime.increment"]).trim(), "None");
     assert_eq!(env.ok(&["set", "dbmaxmatches", "7"]).trim(), "7");
     assert!(env.ok(&["get", "dbmaxmatches"]).contains('7'));
     let (code, _, err) = env.client(&["set", "dbfile", "/elsewhere.sqlite3"]);
@@ -409,6 +416,9 @@ fn jail_and_server_commands_answer_like_fail2ban() {
         &["get", "sshd", "actionmethods", "test"],
         &["get", "sshd", "action", "test", "actionban"],
         &["get", "sshd", "action", "test", "timeout"],
+        &["get", "sshd", "bantime.maxtime"],
+        &["get", "sshd", "bantime.factor"],
+        &["get", "sshd", "bantime.increment"],
         &["status", "sshd", "short"],
         &["status", "sshd", "basic"],
         &["status"],

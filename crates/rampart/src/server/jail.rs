@@ -43,6 +43,8 @@ pub struct JailState {
     pub files: Vec<String>,
     pub logpaths: Vec<String>,
     pub actions: Vec<String>,
+    /// The `bantime.*` options as configured, without the prefix (`get JAIL bantime.X`).
+    pub ban_time_extra: Vec<(String, String)>,
     /// Each action's properties as configured (`get JAIL action ACT PROP`).
     pub action_properties: Vec<(String, Vec<(String, String)>)>,
     pub lines_total: u64,
@@ -280,6 +282,10 @@ impl RunningJail {
             queue: Some(queue),
             files: Vec::new(),
             logpaths: config.logpaths.iter().map(|l| l.path.clone()).collect(),
+            ban_time_extra: options
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("bantime.")?.to_string(), v.clone())))
+                .collect(),
             action_properties: config
                 .actions
                 .iter()

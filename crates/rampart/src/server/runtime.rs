@@ -61,8 +61,32 @@ pub fn get(st: &JailState, what: &str) -> Option<PyValue> {
         "datepattern" => date_pattern(f),
         "logtimezone" => f.logtimezone.clone().map_or(PyValue::None, s),
         "maxlines" => int(f.spec.maxlines),
+        extra if extra.starts_with("bantime.") => ban_time_extra(st, &extra["bantime.".len()..]),
         _ => return None,
     })
+}
+
+/// `get JAIL bantime.X` as fail2ban keeps it: `increment` a boolean, `maxtime` and
+/// `rndtime` in seconds, the others as written; `None` when not set.
+fn ban_time_extra(st: &JailState, option: &str) -> PyValue {
+    let Some((_, value)) = st
+        .ban_time_extra
+        .iter()
+        .rev()
+        .find(|(k, v)| k == option && !v.is_empty())
+    else {
+        return PyValue::None;
+    };
+    match option {
+        "increment" => PyValue::Bool(as_bool(value)),
+        "maxtime" | "rndtime" => match rampart_dates::str2seconds(value) {
+            #[allow(clippy::cast_possible_truncation)]
+            Ok(secs) if secs.fract() == 0.0 => int(secs as i64),
+            Ok(secs) => PyValue::Float(secs),
+            Err(_) => s(value.clone()),
+        },
+        _ => s(value.clone()),
+    }
 }
 
 /// `get JAIL banip [--with-time]`: by ban end, as fail2ban orders them.
