@@ -428,6 +428,28 @@ fn jail_and_server_commands_answer_like_fail2ban() {
     }
     // reload --restart JAIL: the jail comes back with its bans.
     env.ok(&["set", "sshd", "banip", "192.0.2.50"]);
+    // Unbanning an address that is not banned, with --report-absent: the others are
+    // unbanned, the missing ones named together, as fail2ban words it.
+    env.ok(&["set", "sshd", "banip", "192.0.2.52"]);
+    let (code, out, err) = env.client(&[
+        "set",
+        "sshd",
+        "unbanip",
+        "--report-absent",
+        "192.0.2.52",
+        "192.0.2.53",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not banned: ['192.0.2.53']"), "{out}{err}");
+    assert!(!env.ok(&["get", "sshd", "banip"]).contains("192.0.2.52"));
+    // A jail command without its value is fail2ban's IndexError.
+    let (code, out, _) = env.client(&["set", "sshd", "prefregex"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("Sorry but the command is invalid"), "{out}");
+    // A log file that does not exist is refused, as fail2ban does.
+    let (code, out, _) = env.client(&["set", "sshd", "addlogpath", "/nonexistent/x.log"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("No such file or directory"), "{out}");
     assert_eq!(env.ok(&["get", "sshd", "banned", "192.0.2.50"]).trim(), "1");
     for args in [
         &["get", "sshd", "banned", "192.0.2.50"][..],

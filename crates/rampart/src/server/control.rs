@@ -260,6 +260,7 @@ impl rampart_control::Handler for Handler {
                 let jail = jail.to_string();
                 with_jail_mut(&shared, &jail, |st, _| {
                     let mut n = 0;
+                    let mut missed = Vec::new();
                     for ip in &ips {
                         let id = FailureId::parse(ip, AddrHint::Any);
                         match st.jail.bans_mut().unban(&id) {
@@ -267,13 +268,16 @@ impl rampart_control::Handler for Handler {
                                 unban_ticket(&jail, st, &shared, &ticket);
                                 n += 1;
                             }
-                            None if report_absent => {
-                                return Err(PyException::value_error(format!(
-                                    "{ip} is not banned"
-                                )));
-                            }
-                            None => {}
+                            None => missed.push(ip.to_string()),
                         }
+                    }
+                    // As fail2ban: the others are unbanned all the same, then the
+                    // missing ones are reported together.
+                    if report_absent && !missed.is_empty() {
+                        return Err(PyException::value_error(format!(
+                            "not banned: {}",
+                            PyValue::str_list(missed).repr()
+                        )));
                     }
                     Ok(int(n))
                 })
@@ -323,6 +327,9 @@ impl rampart_control::Handler for Handler {
                     None => get_jail(st, what),
                 })
             }
+            ["get", jail] if shared.jails.lock().is_ok_and(|j| j.contains_key(*jail)) => {
+                Err(PyException::missing_argument("list index out of range"))
+            }
             ["get", _, ..] => Err(PyException::failed(
                 "Invalid command (no get action or not yet implemented)",
             )),
@@ -341,6 +348,10 @@ impl rampart_control::Handler for Handler {
                     wake_jail(&shared, &jail);
                 }
                 result
+            }
+            // A jail command without its value: Python's IndexError in fail2ban.
+            ["set", jail, _] if shared.jails.lock().is_ok_and(|j| j.contains_key(*jail)) => {
+                Err(PyException::missing_argument("list index out of range"))
             }
             ["set", what, ..] => Err(invalid_set(what)),
             _ => Err(invalid()),

@@ -36,10 +36,19 @@ fn as_bool(value: &str) -> bool {
     )
 }
 
+/// `get JAIL datepattern` as fail2ban answers it: `(None, "Default Detectors")` while
+/// the default templates are in use (also anchored by `{^LN-BEG}`), else the pattern and
+/// its template's name.
 fn date_pattern(f: &FilterSettings) -> PyValue {
-    match &f.datepattern {
-        None => PyValue::Tuple(vec![PyValue::None, s("Default Detectors")]),
-        Some(p) => PyValue::Tuple(vec![s(p.clone()), s(p.clone())]),
+    let defaults = || PyValue::Tuple(vec![PyValue::None, s("Default Detectors")]);
+    let Some(pattern) = &f.datepattern else {
+        return defaults();
+    };
+    match rampart_dates::DateDetector::new(Some(pattern)).map(|d| d.description()) {
+        Ok(name) if name != "Default Detectors" => {
+            PyValue::Tuple(vec![s(pattern.clone()), s(name)])
+        }
+        _ => defaults(),
     }
 }
 
@@ -158,7 +167,8 @@ pub fn set(
 ) -> Result<Option<PyValue>, PyException> {
     let value = values.first().copied().unwrap_or("");
     let find_time = st.jail.config().find_time;
-    let refused = |e: anyhow::Error| PyException::failed(format!("{e:#}"));
+    // The compiler's own words (which regex, what is wrong), as fail2ban gives them.
+    let refused = |e: anyhow::Error| PyException::failed(e.root_cause().to_string());
     let index = |v: &str| v.trim().parse::<i64>().map_err(|_| not_int(v));
     // Python's `del list[i]`, negative from the end; fail2ban logs a bad index and
     // carries on.
@@ -216,6 +226,15 @@ pub fn set(
                     ));
                 }
             };
+            // fail2ban opens the file at once and refuses a missing one; a glob (which
+            // fail2ban's client expands before sending) is followed as it matches.
+            if !value.contains(['*', '?', '[']) && !std::path::Path::new(value).is_file() {
+                return Err(PyException {
+                    module: "builtins".into(),
+                    name: "FileNotFoundError".into(),
+                    args: vec![PyValue::Int(2), s("No such file or directory"), s(value)],
+                });
+            }
             let spec = format!("{value} {}", if tail { "tail" } else { "head" });
             let path =
                 LogPath::parse(&spec).map_err(|e| PyException::value_error(e.to_string()))?;
