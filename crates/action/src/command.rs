@@ -53,6 +53,12 @@ pub struct ActionContext {
     pub bantime: i64,
     /// Whether actions with `?family=` keys also start for IPv6.
     pub ipv6: bool,
+    /// The previous server did not stop cleanly (it was killed): what the firewall
+    /// holds for this jail is stale, and restored bans would be added a second time
+    /// (Debian's iptables `actionban` inserts a rule per call). Each family's
+    /// `actionflush` then runs once, right after its `actionstart`. fail2ban never
+    /// flushes at start; this is rampart's own rule.
+    pub flush_stale: bool,
 }
 
 impl ActionContext {
@@ -66,6 +72,7 @@ impl ActionContext {
             hostnames: Hostnames::from_system(),
             bantime: 600,
             ipv6: true,
+            flush_stale: false,
         }
     }
 }
@@ -106,6 +113,8 @@ pub struct CommandAction {
     /// Per operation, the resolved command last run successfully for each family.
     executed: HashMap<&'static str, HashMap<String, String>>,
     ban_epoch: u64,
+    /// Families flushed after an unclean stop (see [`ActionContext::flush_stale`]).
+    stale_flushed: Vec<String>,
 }
 
 fn truthy(value: &Value) -> bool {
@@ -213,6 +222,7 @@ impl CommandAction {
             started: IndexMap::new(),
             executed: HashMap::new(),
             ban_epoch: 0,
+            stale_flushed: Vec::new(),
         })
     }
 
@@ -468,12 +478,50 @@ impl CommandAction {
             Some(f) => vec![f.to_string()],
             None => self.families.clone(),
         };
-        self.execute_operation("actionstart", "start", families, |me, family, ok| {
-            if ok {
-                me.set_executed("actionstop", family, None);
-                me.started.insert(family.to_string(), STARTED);
-            }
-        })
+        let result = self.execute_operation(
+            "actionstart",
+            "start",
+            families.clone(),
+            |me, family, ok| {
+                if ok {
+                    me.set_executed("actionstop", family, None);
+                    me.started.insert(family.to_string(), STARTED);
+                }
+            },
+        );
+        self.flush_stale(&families);
+        result
+    }
+
+    /// After an unclean stop, empties what the firewall still holds for the families
+    /// just started, once each (see [`ActionContext::flush_stale`]).
+    fn flush_stale(&mut self, families: &[String]) {
+        if !self.ctx.flush_stale || !self.has("actionflush") {
+            return;
+        }
+        let stale: Vec<String> = families
+            .iter()
+            .filter(|f| {
+                self.started
+                    .get(f.as_str())
+                    .is_some_and(|v| v & STARTED != 0)
+            })
+            .filter(|f| !self.stale_flushed.contains(f))
+            .cloned()
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        self.stale_flushed.extend(stale.iter().cloned());
+        self.emit(
+            Level::Warning,
+            EventKind::Note(
+                "the previous server did not stop cleanly: flushing what it left in place"
+                    .to_string(),
+            ),
+        );
+        // A failure is logged by the operation; the bans are restored either way.
+        let _ = self.execute_operation("actionflush", "flush", stale, |_, _, _| {});
     }
 
     fn stop_family(&mut self, family: Option<&str>) -> Result<(), ActionError> {

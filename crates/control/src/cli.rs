@@ -376,7 +376,31 @@ pub fn usage(program: &str) -> String {
             "read or change a jail's settings",
         ),
         (
-            "get|set loglevel|logtarget|dbfile|dbpurgeage ...",
+            "set JAIL addignoreip|delignoreip IP, ignoreself, ignorecommand",
+            "ignore rules",
+        ),
+        (
+            "set JAIL addlogpath FILE [tail|head] | dellogpath FILE",
+            "log files followed",
+        ),
+        (
+            "set JAIL addfailregex|addignoreregex RE, del...regex INDEX",
+            "filter regexes",
+        ),
+        (
+            "set JAIL prefregex|datepattern|usedns|maxlines|logencoding V",
+            "filter settings",
+        ),
+        (
+            "set JAIL idle on|off, set JAIL attempt IP [MATCH...]",
+            "pause reading; count a failure",
+        ),
+        (
+            "get JAIL banip [--with-time], actions, action ACT PROP",
+            "bans and actions",
+        ),
+        (
+            "get|set loglevel|logtarget|syslogsocket|dbfile|dbmaxmatches|dbpurgeage",
             "server settings",
         ),
         ("flushlogs", "reopen the log file (after rotation)"),
@@ -386,7 +410,7 @@ pub fn usage(program: &str) -> String {
     }
     text.push_str("\nCommands:\n");
     for (name, what) in commands {
-        text.push_str(&format!("    {name:<48} {what}\n"));
+        text.push_str(&format!("    {name:<64} {what}\n"));
     }
     text
 }

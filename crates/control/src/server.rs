@@ -50,7 +50,9 @@ impl Request {
             values,
             shutdown: ShutdownHandle {
                 stopping: Arc::new(AtomicBool::new(false)),
+                woken: Arc::new(AtomicBool::new(false)),
                 path: PathBuf::new(),
+                inode: None,
             },
         }
     }
@@ -116,7 +118,10 @@ pub enum ServerError {
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle {
     stopping: Arc<AtomicBool>,
+    /// Whether the accept thread was reached (see [`ShutdownHandle::shutdown`]).
+    woken: Arc<AtomicBool>,
     path: PathBuf,
+    inode: Option<u64>,
 }
 
 impl ShutdownHandle {
@@ -125,7 +130,12 @@ impl ShutdownHandle {
     pub fn shutdown(&self) {
         if !self.stopping.swap(true, Ordering::SeqCst) && !self.path.as_os_str().is_empty() {
             // The accept thread sleeps in accept(); a connection of our own wakes it.
-            let _ = UnixStream::connect(&self.path);
+            // That needs our socket file: if it was removed or replaced, nothing can
+            // wake the thread, and it ends with the process instead.
+            let ours = std::fs::metadata(&self.path).map(|m| m.ino()).ok() == self.inode;
+            if ours && UnixStream::connect(&self.path).is_ok() {
+                self.woken.store(true, Ordering::SeqCst);
+            }
         }
     }
 
@@ -163,7 +173,9 @@ impl ControlServer {
         let inode = std::fs::metadata(&path).map(|m| m.ino()).ok();
         let shutdown = ShutdownHandle {
             stopping: Arc::new(AtomicBool::new(false)),
+            woken: Arc::new(AtomicBool::new(false)),
             path: path.clone(),
+            inode,
         };
         let accept = {
             let shutdown = shutdown.clone();
@@ -217,7 +229,10 @@ impl Drop for ControlServer {
     fn drop(&mut self) {
         if let Some(t) = self.accept.take() {
             self.shutdown.shutdown();
-            let _ = t.join();
+            // Joining a thread nothing could wake would hang the daemon's exit.
+            if self.shutdown.woken.load(Ordering::SeqCst) || t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
 }

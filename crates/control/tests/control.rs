@@ -676,6 +676,32 @@ fn socket_file_rules() {
     assert!(!msg.contains('\n'));
 }
 
+/// A server whose socket file was deleted (or replaced) cannot be woken through it; it
+/// must still stop instead of waiting forever for its accept thread.
+#[test]
+fn a_server_whose_socket_file_is_gone_still_stops() {
+    let dir = TempDir::new("sockgone");
+    for replace in [false, true] {
+        let socket = dir.path("s.sock");
+        let server = ControlServer::start(&socket, transmitter).unwrap();
+        assert_answers(&socket);
+        std::fs::remove_file(&socket).unwrap();
+        // Another server's socket at the same path is not ours to wake.
+        let other = replace.then(|| UnixListener::bind(&socket).unwrap());
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(server);
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "dropping the server hung (socket replaced: {replace})"
+        );
+        drop(other);
+        let _ = std::fs::remove_file(&socket);
+    }
+}
+
 /// Python's pickle reads what we write and we read what it writes (protocols 2-5),
 /// and our `repr()` is Python's.
 #[test]

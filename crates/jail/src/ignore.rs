@@ -168,6 +168,45 @@ impl IgnoreList {
         }
     }
 
+    /// Removes one `ignoreip` entry (`set JAIL delignoreip`), given as it was added or
+    /// as the same address or network; whether there was one.
+    pub fn remove(&mut self, entry: &str) -> bool {
+        let entry = entry.trim();
+        match FailureId::parse(entry, AddrHint::Any) {
+            FailureId::Addr { ip, prefix } if prefix >= if ip.is_ipv4() { 32 } else { 128 } => {
+                self.singles.remove(&ip).is_some()
+            }
+            parsed => {
+                let before = self.entries.len();
+                self.entries.retain(|e| match (e, &parsed) {
+                    (Entry::Net { ip, prefix, .. }, FailureId::Addr { ip: i, prefix: p }) => {
+                        !(ip == i && prefix == p)
+                    }
+                    (Entry::Name(name), FailureId::Invalid(n) | FailureId::Raw(n)) => name != n,
+                    _ => true,
+                });
+                self.entries.len() != before
+            }
+        }
+    }
+
+    /// `ignoreself`.
+    pub fn ignore_self(&self) -> bool {
+        self.ignore_self
+    }
+
+    /// `set JAIL ignoreself`.
+    pub fn set_ignore_self(&mut self, on: bool) {
+        self.ignore_self = on;
+    }
+
+    /// `set JAIL ignorecommand`: an empty command switches it off.
+    pub fn set_command(&mut self, command: &str) {
+        self.command = Some(command.trim())
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+    }
+
     /// The `ignoreip` entries, networks and names first, then single addresses (as
     /// `get JAIL ignoreip` lists them).
     pub fn entries(&self) -> Vec<String> {
@@ -285,6 +324,57 @@ mod tests {
 
     fn id(text: &str) -> FailureId {
         FailureId::parse(text, AddrHint::Any)
+    }
+
+    #[test]
+    fn entries_removed_and_switched_at_run_time() {
+        let mut list = IgnoreList::new(
+            "192.0.2.1 198.51.100.0/24 gateway.example",
+            false,
+            &[],
+            None,
+        );
+        let mut dns = Fixed { calls: 0 };
+        assert!(matches!(
+            list.check(&id("198.51.100.7"), 0.0, &mut dns),
+            IgnoreCheck::Ignored(_)
+        ));
+        assert!(list.remove("198.51.100.0/24"));
+        assert!(!list.remove("198.51.100.0/24"));
+        assert_eq!(
+            list.check(&id("198.51.100.7"), 0.0, &mut dns),
+            IgnoreCheck::NotIgnored
+        );
+        assert!(list.remove("192.0.2.1"));
+        assert_eq!(
+            list.check(&id("192.0.2.1"), 0.0, &mut dns),
+            IgnoreCheck::NotIgnored
+        );
+        assert!(list.remove("gateway.example"));
+        assert_eq!(list.entries(), Vec::<String>::new());
+        assert_eq!(
+            list.check(&id("192.0.2.50"), 0.0, &mut dns),
+            IgnoreCheck::NotIgnored
+        );
+
+        let mut list = IgnoreList::new("", false, &["127.0.0.1".parse().unwrap()], None);
+        assert_eq!(
+            list.check(&id("127.0.0.1"), 0.0, &mut dns),
+            IgnoreCheck::NotIgnored
+        );
+        list.set_ignore_self(true);
+        assert!(list.ignore_self());
+        assert!(matches!(
+            list.check(&id("127.0.0.1"), 0.0, &mut dns),
+            IgnoreCheck::Ignored(_)
+        ));
+        list.set_command("  ");
+        assert_eq!(list.command(), None);
+        list.set_command("/bin/true <ip>");
+        assert_eq!(
+            list.check(&id("192.0.2.9"), 0.0, &mut dns),
+            IgnoreCheck::AskCommand
+        );
     }
 
     #[test]

@@ -203,6 +203,12 @@ impl Jail {
         self.failures.set_max_matches(max_matches);
     }
 
+    /// The ignore rules, for `addignoreip`, `delignoreip`, `ignoreself` and
+    /// `ignorecommand` at run time.
+    pub fn ignore_mut(&mut self) -> &mut IgnoreList {
+        &mut self.config.ignore
+    }
+
     /// The failure counts (`Currently failed` = `len()`, `Total failed` = `total()`).
     pub fn failures(&self) -> &FailManager {
         &self.failures

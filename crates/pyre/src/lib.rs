@@ -302,6 +302,16 @@ impl Regex {
         locations: &mut Locations,
     ) -> Result<bool, MatchError> {
         locations.clear(self.group_count + 1);
+        // PCRE2 is compiled at the first haystack the pattern matches, not the first it
+        // is tried on: most date templates and most of an idle jail's regexes never
+        // match, and each compiled pattern (its emission, code and JIT) costs tens of KiB.
+        #[cfg(feature = "pcre2")]
+        if self.pcre.get().is_none()
+            && let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack))
+            && !regex.is_match(haystack)
+        {
+            return Ok(false);
+        }
         #[cfg(feature = "pcre2")]
         if let Some(pcre) = self
             .pcre

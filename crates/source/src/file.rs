@@ -217,7 +217,9 @@ impl InotifyWatcher {
         Ok(InotifyWatcher {
             inotify: Inotify::init()?,
             directories: HashMap::new(),
-            buffer: vec![0u8; 16 * 1024],
+            // Events are read until none is left, so a small buffer only means more
+            // reads under a burst; jails that sit idle keep the memory.
+            buffer: vec![0u8; 4 * 1024],
             reported_watch_failure: false,
         })
     }
@@ -336,7 +338,9 @@ impl FileSource {
         let mut source = FileSource {
             patterns,
             files: BTreeMap::new(),
-            scratch: vec![0u8; 64 * 1024],
+            // One per jail: reads of this size keep a catch-up cheap in system calls
+            // without every idle jail holding a large buffer.
+            scratch: vec![0u8; 16 * 1024],
             next_sweep: Instant::now() + options.sweep_interval,
             options,
             watcher,
@@ -391,6 +395,47 @@ impl FileSource {
                 }),
             }
         }
+    }
+
+    fn add_pattern(&mut self, spec: &LogPath) -> Result<(), Error> {
+        if self.patterns.iter().any(|p| p.spec.pattern == spec.pattern) {
+            return Ok(());
+        }
+        self.patterns.push(compile(spec)?);
+        // Only files not followed yet are opened, at the new pattern's position; none
+        // has a saved position worth resuming (fail2ban's addlogpath starts afresh).
+        self.expand_patterns(Some(&mut |_: &Path| None));
+        Ok(())
+    }
+
+    fn remove_pattern(&mut self, pattern: &str) -> bool {
+        let before = self.patterns.len();
+        self.patterns.retain(|p| p.spec.pattern != pattern);
+        if self.patterns.len() == before {
+            return false;
+        }
+        let mut kept: HashSet<PathBuf> = HashSet::new();
+        for p in &self.patterns {
+            kept.extend(expand(p));
+            if p.glob.is_none() {
+                kept.insert(PathBuf::from(&p.spec.pattern));
+            }
+        }
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|path| !kept.contains(*path))
+            .cloned()
+            .collect();
+        for path in gone {
+            if let Some(tracked) = self.files.remove(&path) {
+                for reader in tracked.current.iter().chain(&tracked.retired) {
+                    self.unwatch_file(reader);
+                }
+            }
+            self.dirty.remove(&path);
+        }
+        true
     }
 
     /// Whether the source fell back to (or was asked for) polling.
@@ -1163,6 +1208,14 @@ impl LogSource for FileSource {
         Waker {
             inner: Arc::clone(&self.wake_tx),
         }
+    }
+
+    fn add_path(&mut self, path: &LogPath) -> Result<(), Error> {
+        self.add_pattern(path)
+    }
+
+    fn remove_path(&mut self, pattern: &str) -> bool {
+        self.remove_pattern(pattern)
     }
 
     fn positions(&self) -> Vec<Position> {

@@ -285,6 +285,21 @@ pub trait LogSource: Send {
 
     /// Where each followed file has got to (the offset after the last line handed out).
     fn positions(&self) -> Vec<Position>;
+
+    /// `set JAIL addlogpath`: follows one more pattern from now on, its files opened at
+    /// its `head`/`tail` position. Sources without paths refuse.
+    fn add_path(&mut self, path: &LogPath) -> Result<(), Error> {
+        Err(Error::LogPath {
+            spec: path.pattern.clone(),
+            reason: "this backend has no log files".to_string(),
+        })
+    }
+
+    /// `set JAIL dellogpath`: stops following a pattern given as it was added; whether
+    /// it was followed.
+    fn remove_path(&mut self, _pattern: &str) -> bool {
+        false
+    }
 }
 
 /// Interrupts a source's `wait` from any thread. Waking a source that is not waiting makes

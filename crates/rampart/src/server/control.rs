@@ -40,6 +40,50 @@ fn invalid() -> PyException {
     PyException::failed("Invalid command")
 }
 
+/// fail2ban's words for a `set` it does not know.
+pub(super) fn invalid_set(what: &str) -> PyException {
+    PyException::failed(format!(
+        "Invalid command {} (no set action or not yet implemented)",
+        rampart_control::str_repr(what)
+    ))
+}
+
+/// Python's `int()` refusing a word.
+pub(super) fn not_int(word: &str) -> PyException {
+    PyException::value_error(format!(
+        "invalid literal for int() with base 10: {}",
+        rampart_control::str_repr(word)
+    ))
+}
+
+/// Wakes a jail's thread when dropped, after the lock on its state is released.
+struct WakeOnDrop<'a>(&'a Shared, &'a str);
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        wake_jail(self.0, self.1);
+    }
+}
+
+fn wake_jail(shared: &Shared, name: &str) {
+    if let Ok(jails) = shared.jails.lock()
+        && let Some(jail) = jails.get(name)
+    {
+        jail.wake();
+    }
+}
+
+/// `stop --all`: every jail, in reverse start order.
+fn stop_all(shared: &Arc<Shared>) {
+    let jails: Vec<super::jail::RunningJail> = match shared.jails.lock() {
+        Ok(mut jails) => jails.drain(..).map(|(_, j)| j).collect(),
+        Err(_) => Vec::new(),
+    };
+    for jail in jails.into_iter().rev() {
+        jail.stop(shared);
+    }
+}
+
 impl rampart_control::Handler for Handler {
     fn handle(&self, request: &Request) -> Result<PyValue, PyException> {
         let Some(shared) = self.shared.upgrade() else {
@@ -72,6 +116,10 @@ impl rampart_control::Handler for Handler {
                 shared.reload.store(true, Ordering::SeqCst);
                 Ok(s("OK"))
             }
+            ["stop", "--all"] => {
+                stop_all(&shared);
+                Ok(PyValue::None)
+            }
             ["stop", jail] => {
                 let running =
                     take_jail(&shared, jail).ok_or_else(|| PyException::unknown_jail(*jail))?;
@@ -91,17 +139,77 @@ impl rampart_control::Handler for Handler {
                 Ok(false) => Ok(s("flushed")),
                 Err(e) => Err(PyException::failed(e.to_string())),
             },
+            ["echo", rest @ ..] => Ok(PyValue::str_list(rest.iter().map(|w| w.to_string()))),
+            ["server-status"] => Ok(s("Server ready")),
+            ["add", "--all", ..] => Err(PyException::failed("Reserved name '--all'")),
+            ["add", jail, ..] => {
+                if shared.jails.lock().is_ok_and(|j| j.contains_key(*jail)) {
+                    return Err(PyException::duplicate_jail(*jail));
+                }
+                // fail2ban builds an empty jail here for the client's stream to fill;
+                // rampart's jails come whole from the configuration.
+                Err(PyException::failed(format!(
+                    "jail {jail:?} is not running; rampart starts jails from the configuration: use 'start {jail}'"
+                )))
+            }
             ["status"] => Ok(server_status(&shared)),
-            ["status", jail, ..] => with_jail(&shared, jail, |st| Ok(jail_status(st))),
+            ["status", jail] => with_jail(&shared, jail, |st| Ok(jail_status(st, "basic"))),
+            ["status", jail, flavor] => {
+                if !matches!(*flavor, "basic" | "short" | "cymru") {
+                    shared.logger.log(
+                        super::log::WARNING,
+                        "fail2ban.actions",
+                        &format!(
+                            "Unsupported extended jail status flavor {:?}. Supported: ['short', 'basic', 'cymru']",
+                            flavor
+                        ),
+                    );
+                }
+                with_jail(&shared, jail, |st| Ok(jail_status(st, flavor)))
+            }
             ["banned"] => Ok(banned(&shared, None)),
             ["banned", ips @ ..] => Ok(banned(&shared, Some(ips))),
             ["unban", "--all"] => Ok(int(unban_all(&shared))),
             ["unban", ips @ ..] if !ips.is_empty() => Ok(int(unban_everywhere(&shared, ips))),
             ["get", "loglevel"] => Ok(int(shared.logger.level())),
             ["get", "logtarget"] => Ok(s(shared.logger.target())),
-            ["get", "syslogsocket"] => Ok(s(shared.syslogsocket.clone())),
+            ["get", "syslogsocket"] => Ok(s(shared.syslog_socket())),
             ["get", "dbfile"] => Ok(s(shared.dbfile.clone())),
             ["get", "dbpurgeage"] => Ok(int(shared.dbpurgeage.lock().map_or(0.0, |a| *a) as i64)),
+            ["get", "dbmaxmatches"] => Ok(int(shared.dbmaxmatches.load(Ordering::Relaxed))),
+            ["set", "dbmaxmatches", n] => {
+                let n: i64 = n.trim().parse().map_err(|_| not_int(n))?;
+                shared.dbmaxmatches.store(n, Ordering::Relaxed);
+                Ok(int(n))
+            }
+            ["set", "dbfile", file] => {
+                if *file == shared.dbfile {
+                    return Ok(s(*file));
+                }
+                if shared.jails.lock().is_ok_and(|j| !j.is_empty()) {
+                    return Err(PyException::new(
+                        "builtins",
+                        "RuntimeError",
+                        "Cannot change database when there are jails present",
+                    ));
+                }
+                Err(PyException::failed(
+                    "rampart opens its database at start: set dbfile in the configuration and restart",
+                ))
+            }
+            ["set", "syslogsocket", socket] => {
+                let target = shared.logger.target();
+                if target.eq_ignore_ascii_case("SYSLOG") {
+                    shared
+                        .logger
+                        .set_target(&target, socket)
+                        .map_err(|_| PyException::failed("Failed to change syslog socket"))?;
+                }
+                if let Ok(mut current) = shared.syslogsocket.lock() {
+                    *current = socket.to_string();
+                }
+                Ok(s(*socket))
+            }
             ["set", "loglevel", level] => {
                 let n = rampart_config::log_level(level).ok_or_else(|| {
                     PyException::value_error(format!("Invalid log level {level:?}"))
@@ -112,7 +220,7 @@ impl rampart_control::Handler for Handler {
             ["set", "logtarget", target] => {
                 shared
                     .logger
-                    .set_target(target, &shared.syslogsocket)
+                    .set_target(target, &shared.syslog_socket())
                     .map_err(|e| PyException::failed(e.to_string()))?;
                 Ok(s(*target))
             }
@@ -126,6 +234,8 @@ impl rampart_control::Handler for Handler {
             }
             ["set", jail, "banip", ips @ ..] => {
                 let jail = jail.to_string();
+                // The jail's thread must learn of the new ban end.
+                let _wake = WakeOnDrop(&shared, &jail);
                 with_jail_mut(&shared, &jail, |st, inc| {
                     let now = wall_clock();
                     let mut n = 0;
@@ -150,6 +260,7 @@ impl rampart_control::Handler for Handler {
                 let jail = jail.to_string();
                 with_jail_mut(&shared, &jail, |st, _| {
                     let mut n = 0;
+                    let mut missed = Vec::new();
                     for ip in &ips {
                         let id = FailureId::parse(ip, AddrHint::Any);
                         match st.jail.bans_mut().unban(&id) {
@@ -157,21 +268,92 @@ impl rampart_control::Handler for Handler {
                                 unban_ticket(&jail, st, &shared, &ticket);
                                 n += 1;
                             }
-                            None if report_absent => {
-                                return Err(PyException::value_error(format!(
-                                    "{ip} is not banned"
-                                )));
-                            }
-                            None => {}
+                            None => missed.push(ip.to_string()),
                         }
+                    }
+                    // As fail2ban: the others are unbanned all the same, then the
+                    // missing ones are reported together.
+                    if report_absent && !missed.is_empty() {
+                        return Err(PyException::value_error(format!(
+                            "not banned: {}",
+                            PyValue::str_list(missed).repr()
+                        )));
                     }
                     Ok(int(n))
                 })
             }
-            ["get", jail, what] => with_jail(&shared, jail, |st| get_jail(st, what)),
-            ["set", jail, what, value] => {
-                with_jail_mut(&shared, jail, |st, _| set_jail(st, what, value))
+            ["set", jail, "attempt", ip, matches @ ..] => {
+                let jail = jail.to_string();
+                let _wake = WakeOnDrop(&shared, &jail);
+                with_jail_mut(&shared, &jail, |st, inc| {
+                    super::runtime::attempt(&jail, st, &shared, ip, matches, inc);
+                    Ok(int(1))
+                })
             }
+            ["get", jail, "banip", rest @ ..] => {
+                let with_time = rest.first() == Some(&"--with-time");
+                with_jail(&shared, jail, |st| {
+                    Ok(super::runtime::ban_list(st, with_time))
+                })
+            }
+            ["get", jail, "banned", ips @ ..] if !ips.is_empty() => {
+                with_jail(&shared, jail, |st| {
+                    let flags: Vec<PyValue> = ips
+                        .iter()
+                        .map(|ip| {
+                            let id = FailureId::parse(ip, AddrHint::Any);
+                            int(i64::from(st.jail.bans().is_banned(&id)))
+                        })
+                        .collect();
+                    // fail2ban answers one address with a bare 0 or 1.
+                    Ok(match <[PyValue; 1]>::try_from(flags) {
+                        Ok([one]) => one,
+                        Err(flags) => PyValue::List(flags),
+                    })
+                })
+            }
+            ["get", jail, "action", act, property] => with_jail(&shared, jail, |st| {
+                super::runtime::action_property(st, act, property)
+            }),
+            ["get", jail, "actionproperties", act] => with_jail(&shared, jail, |st| {
+                super::runtime::action_properties(st, act)
+            }),
+            ["get", jail, "actionmethods", act] => {
+                with_jail(&shared, jail, |st| super::runtime::action_methods(st, act))
+            }
+            ["get", jail, what] => {
+                with_jail(&shared, jail, |st| match super::runtime::get(st, what) {
+                    Some(v) => Ok(v),
+                    None => get_jail(st, what),
+                })
+            }
+            ["get", jail] if shared.jails.lock().is_ok_and(|j| j.contains_key(*jail)) => {
+                Err(PyException::missing_argument("list index out of range"))
+            }
+            ["get", _, ..] => Err(PyException::failed(
+                "Invalid command (no get action or not yet implemented)",
+            )),
+            ["set", jail, what, values @ ..] if !values.is_empty() => {
+                let jail = jail.to_string();
+                let result = with_jail_mut(&shared, &jail, |st, _| {
+                    match super::runtime::set(st, what, values)? {
+                        Some(v) => Ok(v),
+                        None => match values {
+                            [value] => set_jail(st, what, value),
+                            _ => Err(invalid_set(what)),
+                        },
+                    }
+                });
+                if result.is_ok() {
+                    wake_jail(&shared, &jail);
+                }
+                result
+            }
+            // A jail command without its value: Python's IndexError in fail2ban.
+            ["set", jail, _] if shared.jails.lock().is_ok_and(|j| j.contains_key(*jail)) => {
+                Err(PyException::missing_argument("list index out of range"))
+            }
+            ["set", what, ..] => Err(invalid_set(what)),
             _ => Err(invalid()),
         }
     }
@@ -243,18 +425,20 @@ fn with_jail_mut(
 }
 
 fn server_status(shared: &Shared) -> PyValue {
-    let names: Vec<String> = shared
+    let mut names: Vec<String> = shared
         .jails
         .lock()
         .map(|j| j.keys().cloned().collect())
         .unwrap_or_default();
+    // fail2ban lists them sorted.
+    names.sort();
     PyValue::List(vec![
         pair("Number of jail", int(names.len())),
         pair("Jail list", s(names.join(", "))),
     ])
 }
 
-fn jail_status(st: &JailState) -> PyValue {
+fn jail_status(st: &JailState, flavor: &str) -> PyValue {
     let banned: Vec<PyValue> = st
         .jail
         .bans()
@@ -262,6 +446,20 @@ fn jail_status(st: &JailState) -> PyValue {
         .map(|id| s(id.to_string()))
         .collect();
     let files: Vec<PyValue> = st.files.iter().map(|f| s(f.clone())).collect();
+    let mut actions = vec![
+        pair("Currently banned", int(st.jail.bans().len())),
+        pair("Total banned", int(st.jail.bans().total())),
+    ];
+    if flavor != "short" {
+        actions.push(pair("Banned IP list", PyValue::List(banned)));
+    }
+    if flavor == "cymru" {
+        // fail2ban asks Team Cymru's DNS for these; rampart does not, and says so the
+        // way fail2ban does when it cannot: an "error" entry per list.
+        for name in ["Banned ASN list", "Banned Country list", "Banned RIR list"] {
+            actions.push(pair(name, PyValue::List(vec![s("error")])));
+        }
+    }
     PyValue::List(vec![
         pair(
             "Filter",
@@ -271,14 +469,7 @@ fn jail_status(st: &JailState) -> PyValue {
                 pair("File list", PyValue::List(files)),
             ]),
         ),
-        pair(
-            "Actions",
-            PyValue::List(vec![
-                pair("Currently banned", int(st.jail.bans().len())),
-                pair("Total banned", int(st.jail.bans().total())),
-                pair("Banned IP list", PyValue::List(banned)),
-            ]),
-        ),
+        pair("Actions", PyValue::List(actions)),
     ])
 }
 
@@ -371,7 +562,11 @@ fn get_jail(st: &JailState, what: &str) -> Result<PyValue, PyException> {
                 .map(|id| s(id.to_string()))
                 .collect(),
         ),
-        _ => return Err(invalid()),
+        _ => {
+            return Err(PyException::failed(
+                "Invalid command (no get action or not yet implemented)",
+            ));
+        }
     })
 }
 
@@ -393,6 +588,10 @@ fn set_jail(st: &mut JailState, what: &str, value: &str) -> Result<PyValue, PyEx
         "findtime" => {
             let secs = seconds(value)?;
             st.jail.set_find_time(secs);
+            // The filter drops lines older than findtime: it runs with the new one too.
+            st.settings
+                .change_filter(secs, |_| {})
+                .map_err(|e| PyException::failed(format!("{e:#}")))?;
             int(secs as i64)
         }
         "maxretry" => {
@@ -405,6 +604,6 @@ fn set_jail(st: &mut JailState, what: &str, value: &str) -> Result<PyValue, PyEx
             st.jail.set_max_matches(n as usize);
             int(n)
         }
-        _ => return Err(invalid()),
+        _ => return Err(invalid_set(what)),
     })
 }

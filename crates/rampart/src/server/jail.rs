@@ -28,8 +28,12 @@ use rampart_store::{BanRecord, RestoreQuery};
 
 use super::Shared;
 use super::log::{DEBUG, ERROR, INFO, NOTICE, WARNING};
+use super::settings::{Change, FilterSettings, RuntimeSettings};
 use crate::engine::{LineFilter, SystemResolver, wall_clock};
 use crate::logread::Encoding;
+
+/// The longest a jail's thread waits for its logs before looking at its state again.
+const IDLE_WAIT: f64 = 30.0;
 
 /// What the control socket sees of a jail.
 #[derive(Debug)]
@@ -40,8 +44,14 @@ pub struct JailState {
     pub files: Vec<String>,
     pub logpaths: Vec<String>,
     pub actions: Vec<String>,
+    /// The `bantime.*` options as configured, without the prefix (`get JAIL bantime.X`).
+    pub ban_time_extra: Vec<(String, String)>,
+    /// Each action's properties as configured (`get JAIL action ACT PROP`).
+    pub action_properties: Vec<(String, Vec<(String, String)>)>,
     pub lines_total: u64,
     pub undecodable: u64,
+    /// Filter, encoding and idleness as the socket may change them.
+    pub settings: RuntimeSettings,
     random: u64,
 }
 
@@ -279,6 +289,11 @@ impl RunningJail {
         };
         let filter = Filter::new(&spec, mode).with_context(|| format!("filter of jail {name}"))?;
         let logtimezone = text(&config.options, "logtimezone").filter(|s| !s.is_empty());
+        let filter_settings = FilterSettings {
+            spec: spec.clone(),
+            datepattern: filter_conf.datepattern.clone(),
+            logtimezone: logtimezone.clone(),
+        };
         let engine = LineFilter::new(
             filter,
             filter_conf.datepattern.as_deref(),
@@ -291,6 +306,7 @@ impl RunningJail {
         // The actions and their queue.
         let mut ctx = ActionContext::new(name.clone());
         ctx.bantime = jail_ban_time;
+        ctx.flush_stale = shared.unclean_start.load(Ordering::SeqCst);
         let logger = Arc::clone(&shared.logger);
         ctx.events = Arc::new(move |event: rampart_action::Event| {
             let level = match event.level {
@@ -332,9 +348,27 @@ impl RunningJail {
             queue: Some(queue),
             files: Vec::new(),
             logpaths: config.logpaths.iter().map(|l| l.path.clone()).collect(),
+            ban_time_extra: options
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("bantime.")?.to_string(), v.clone())))
+                .collect(),
+            action_properties: config
+                .actions
+                .iter()
+                .filter(|a| action_names.contains(&a.name))
+                .map(|a| {
+                    let props = a
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_py_str()))
+                        .collect();
+                    (a.name.clone(), props)
+                })
+                .collect(),
             actions: action_names,
             lines_total: 0,
             undecodable: 0,
+            settings: RuntimeSettings::new(filter_settings, encoding),
             random: seed,
         }));
 
@@ -421,6 +455,11 @@ impl RunningJail {
             waker,
             thread: Some(thread),
         })
+    }
+
+    /// Makes the jail's thread look at its pending changes now.
+    pub fn wake(&self) {
+        self.waker.wake();
     }
 
     /// Stops the thread, flushes the bans from the firewall (they stay in the store)
@@ -615,6 +654,9 @@ impl Worker {
         let mut caught_up = false;
         let mut dates = crate::journal::DateTexts::default();
         while !self.stop.load(Ordering::SeqCst) {
+            if self.apply_changes() {
+                continue;
+            }
             let mut failures: Vec<Failure> = Vec::new();
             let mut lines = 0u64;
             let mut undecodable = 0u64;
@@ -708,7 +750,9 @@ impl Worker {
                 dirty = false;
             }
             let next = lock(&self.state).jail.next_unban_at();
-            let timeout = next.map_or(1.0, |t| (t - wall_clock()).clamp(0.01, 1.0));
+            // Log changes and commands wake the thread; with no unban due it sleeps
+            // long, so that ninety idle jails cost next to nothing.
+            let timeout = next.map_or(IDLE_WAIT, |t| (t - wall_clock()).clamp(0.01, IDLE_WAIT));
             if let Err(e) = self.source.wait(Duration::from_secs_f64(timeout)) {
                 self.shared
                     .logger
@@ -819,6 +863,47 @@ impl Worker {
                     .log(ERROR, "fail2ban.database", &format!("[{}] {e}", self.name));
             }
         }
+    }
+}
+
+impl Worker {
+    /// Applies what the control socket changed; while the jail is idle, waits a little
+    /// (still unbanning on time) and returns true: the caller skips its read.
+    fn apply_changes(&mut self) -> bool {
+        let (changes, idle) = {
+            let mut st = lock(&self.state);
+            (std::mem::take(&mut st.settings.pending), st.settings.idle)
+        };
+        for change in changes {
+            match change {
+                Change::Engine(engine) => self.engine = *engine,
+                Change::Encoding(encoding) => self.encoding = encoding,
+                Change::AddPath(path) => {
+                    if let Err(e) = self.source.add_path(&path) {
+                        self.shared.logger.log(
+                            ERROR,
+                            "fail2ban.filter",
+                            &format!("[{}] {e}", self.name),
+                        );
+                    }
+                }
+                Change::RemovePath(pattern) => {
+                    self.source.remove_path(&pattern);
+                }
+            }
+        }
+        if !idle {
+            return false;
+        }
+        let now = wall_clock();
+        {
+            let mut st = lock(&self.state);
+            for ticket in st.jail.tick(now) {
+                unban_ticket(&self.name, &st, &self.shared, &ticket);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        true
     }
 }
 

@@ -7,6 +7,8 @@
 mod control;
 mod jail;
 pub mod log;
+mod runtime;
+mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,11 +67,26 @@ pub struct Shared {
     pub config_dir: PathBuf,
     pub dbfile: String,
     pub dbpurgeage: Mutex<f64>,
-    pub syslogsocket: String,
+    pub syslogsocket: Mutex<String>,
+    /// `dbmaxmatches` (fail2ban's default 10), as `get`/`set` see it.
+    pub dbmaxmatches: std::sync::atomic::AtomicI64,
     /// Set by `stop` on the socket or by a signal.
     pub stopping: AtomicBool,
     /// Set by `reload` on the socket or by SIGHUP.
     pub reload: AtomicBool,
+    /// The previous server left its pid file behind (it was killed): the jails started
+    /// now flush their actions once before restoring bans. Cleared once they have.
+    pub unclean_start: AtomicBool,
+}
+
+impl Shared {
+    /// The syslog socket now set.
+    pub fn syslog_socket(&self) -> String {
+        self.syslogsocket
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -136,6 +153,7 @@ fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
             .logger
             .log(WARNING, "fail2ban.configreader", &warning.to_string());
     }
+    let mut wanted = Vec::new();
     for jail in &config.jails {
         if let Some(error) = &jail.config_error {
             shared.logger.log(
@@ -143,12 +161,13 @@ fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
                 "fail2ban.jailreader",
                 &format!("Errors in jail {:?}. Skipping... ({error})", jail.name),
             );
-            continue;
+        } else if jail.enabled {
+            wanted.push(jail);
         }
-        if !jail.enabled {
-            continue;
-        }
-        match RunningJail::start(jail, shared) {
+    }
+    let started = start_in_parallel(shared, &wanted);
+    for (jail, result) in wanted.iter().zip(started) {
+        match result {
             Ok(running) => {
                 if let Ok(mut jails) = shared.jails.lock() {
                     jails.insert(jail.name.clone(), running);
@@ -161,6 +180,47 @@ fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
             ),
         }
     }
+}
+
+/// Starts `jails` on as many threads as there are cores: compiling a jail's filter is
+/// most of the start-up, and jails do not depend on each other. Results come back in
+/// the order given, so the jail list keeps the configuration's order.
+fn start_in_parallel(
+    shared: &Arc<Shared>,
+    jails: &[&rampart_config::Jail],
+) -> Vec<Result<RunningJail>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(jails.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<RunningJail>>>> =
+        jails.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(jail) = jails.get(i) else { break };
+                    let result = RunningJail::start(jail, shared);
+                    if let Some(slot) = slots.get(i)
+                        && let Ok(mut slot) = slot.lock()
+                    {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(anyhow::anyhow!("the jail's start did not finish")))
+        })
+        .collect()
 }
 
 fn stop_jails(shared: &Arc<Shared>) {
@@ -231,9 +291,11 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
         config_dir: config_dir.clone(),
         dbfile: settings.dbfile.clone(),
         dbpurgeage: Mutex::new(dbpurgeage),
-        syslogsocket,
+        syslogsocket: Mutex::new(syslogsocket),
+        dbmaxmatches: std::sync::atomic::AtomicI64::new(settings.dbmaxmatches.unwrap_or(10)),
         stopping: AtomicBool::new(false),
         reload: AtomicBool::new(false),
+        unclean_start: AtomicBool::new(false),
     });
 
     // The socket first: a second server must fail before it touches any firewall.
@@ -249,10 +311,22 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
     }
     let control = rampart_control::ControlServer::start(&socket, control::Handler::new(&shared))
         .with_context(|| format!("control socket {}", socket.display()))?;
+    if previous_server_was_killed(&pidfile, &logger) {
+        logger.log(
+            WARNING,
+            "fail2ban.server",
+            &format!(
+                "{} is left from a server that did not stop cleanly; the actions are flushed as they start",
+                pidfile.display()
+            ),
+        );
+        shared.unclean_start.store(true, Ordering::SeqCst);
+    }
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pidfile.display()))?;
 
     start_jails(&shared, &config);
+    shared.unclean_start.store(false, Ordering::SeqCst);
     logger.log(
         INFO,
         "fail2ban.server",
@@ -305,9 +379,51 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
     {
         logger.log(ERROR, "fail2ban.database", &format!("{e}"));
     }
-    let _ = std::fs::remove_file(&pidfile);
+    // A server started while this one was stopping may have written its own pid.
+    if read_pid(&pidfile) == Some(std::process::id()) {
+        let _ = std::fs::remove_file(&pidfile);
+    }
     logger.log(INFO, "fail2ban.server", "Exiting rampart");
     Ok(0)
+}
+
+fn read_pid(pidfile: &Path) -> Option<u32> {
+    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
+}
+
+/// Whether process `pid` runs (a zombie has finished).
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+        !matches!(state.and_then(|r| r.chars().next()), Some('Z' | 'X') | None)
+    })
+}
+
+/// What the pid file left by the previous server says; the socket check has made sure
+/// none answers any more. No file: it stopped cleanly. Its process still running: it
+/// is finishing its stop (`restart` starts the next server as soon as the socket is
+/// gone), so wait for it (at most 30 s), lest its actionstop undo this server's start.
+/// The file left and the process gone: it was killed, and what it put in the firewall
+/// is stale.
+fn previous_server_was_killed(pidfile: &Path, logger: &Logger) -> bool {
+    let Some(pid) = read_pid(pidfile).filter(|p| *p != std::process::id()) else {
+        return pidfile.exists();
+    };
+    if is_running(pid) {
+        logger.log(
+            INFO,
+            "fail2ban.server",
+            &format!("Waiting for the previous server (pid {pid}) to finish stopping"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while is_running(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if is_running(pid) {
+            return false;
+        }
+    }
+    pidfile.exists()
 }
 
 fn purge(shared: &Shared) {
