@@ -51,6 +51,11 @@ impl LineFilter {
         })
     }
 
+    /// The time of a line by date detection alone (seeking in a log at start).
+    pub fn line_time(&mut self, line: &str, now: f64) -> Option<f64> {
+        self.dates.match_time(line, now, &self.local)?.time
+    }
+
     /// Finds the failures in one line (without its line end).
     pub fn process(&mut self, line: &str, now: f64, resolver: &dyn Resolver) -> Vec<Failure> {
         let span = self

@@ -184,6 +184,18 @@ impl Env {
         }
     }
 
+    /// A client command's output (`rampart -s SOCK ...`, fail2ban-client's grammar).
+    fn client(&self, args: &[&str]) -> String {
+        let out = Command::new(RAMPART)
+            .arg("-s")
+            .arg(self.path("sock"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn stop(&mut self) {
         let out = Command::new(RAMPART)
             .arg("-s")
@@ -297,6 +309,18 @@ fn bans_exactly_the_addresses_over_maxretry_and_journalmatch_excludes_other_unit
     assert!(
         log.contains("[sshd] Added journal match for: \"_SYSTEMD_UNIT=sshd.service + _COMM=sshd"),
         "{log}"
+    );
+    // Status shows the journal matches where a file jail lists its files, as fail2ban.
+    let status = env.client(&["status", "sshd"]);
+    assert!(
+        status.contains("`- Journal matches:\t_SYSTEMD_UNIT=sshd.service + _COMM=sshd"),
+        "{status}"
+    );
+    assert!(!status.contains("File list"), "{status}");
+    let matches = env.client(&["get", "impostor", "journalmatch"]);
+    assert!(
+        matches.contains("_SYSTEMD_UNIT=impostor.service"),
+        "{matches}"
     );
     // The journalctl runs belong to the jails: none is left after the stop.
     env.stop();

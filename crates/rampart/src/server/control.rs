@@ -466,7 +466,18 @@ fn jail_status(st: &JailState, flavor: &str) -> PyValue {
             PyValue::List(vec![
                 pair("Currently failed", int(st.jail.failures().len())),
                 pair("Total failed", int(st.jail.failures().total())),
-                pair("File list", PyValue::List(files)),
+                match &st.journal_matches {
+                    // fail2ban's systemd filter shows its matches where files would be.
+                    Some(matches) => pair(
+                        "Journal matches",
+                        PyValue::List(vec![s(matches
+                            .iter()
+                            .map(|m| m.join(" "))
+                            .collect::<Vec<_>>()
+                            .join(" + "))]),
+                    ),
+                    None => pair("File list", PyValue::List(files)),
+                },
             ]),
         ),
         pair("Actions", PyValue::List(actions)),

@@ -42,6 +42,9 @@ pub struct JailState {
     pub queue: Option<BanQueue>,
     /// Files currently followed.
     pub files: Vec<String>,
+    /// The journal matches of a `backend = systemd` jail (groups of `FIELD=value`
+    /// terms, alternatives of each other); `None` for a file jail.
+    pub journal_matches: Option<Vec<Vec<String>>>,
     pub logpaths: Vec<String>,
     pub actions: Vec<String>,
     /// The `bantime.*` options as configured, without the prefix (`get JAIL bantime.X`).
@@ -146,14 +149,20 @@ fn lock(state: &Mutex<JailState>) -> MutexGuard<'_, JailState> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A log source and, for the journal, its matches.
+type BuiltSource = (Box<dyn LogSource>, Option<Vec<Vec<String>>>);
+
 /// The jail's log source, resuming where the store says: files (`logpath` with the
-/// file backends) or the systemd journal (`backend = systemd[...]`).
+/// file backends) or the systemd journal (`backend = systemd[...]`). As in fail2ban, a
+/// file read from its beginning or a saved position first skips what is older than
+/// findtime, found by bisection with `line_time` (the jail's own date detection).
 fn build_source(
     config: &rampart_config::Jail,
     filter: &rampart_config::ResolvedFilter,
     find_time: f64,
     shared: &Arc<Shared>,
-) -> Result<Box<dyn LogSource>> {
+    line_time: &mut dyn FnMut(&[u8]) -> Option<f64>,
+) -> Result<BuiltSource> {
     let name = config.name.as_str();
     if crate::journal::is_journal_backend(&config.backend) {
         let spec = crate::journal::spec_for(&config.backend, &filter.journalmatch)
@@ -184,9 +193,10 @@ fn build_source(
                 .ok()?
         });
         let start = crate::journal::start_at(saved.as_ref(), wall_clock(), find_time);
+        let matches = spec.matches.clone();
         let source = JournalSource::new(spec, start, Follow::Live)
             .with_context(|| format!("journal source of jail {name}"))?;
-        return Ok(Box::new(source));
+        return Ok((Box::new(source), Some(matches)));
     }
     let logpaths: Vec<LogPath> = config
         .logpaths
@@ -221,8 +231,9 @@ fn build_source(
             offset: u64::try_from(pos.position).unwrap_or(0),
         })
     };
-    let source = FileSource::new(&logpaths, source_options, &mut saved)
+    let mut source = FileSource::new(&logpaths, source_options, &mut saved)
         .with_context(|| format!("log source of jail {name}"))?;
+    source.seek_to_time(wall_clock() - find_time, line_time);
     // On a journal-only machine (Debian 12 and later) a file jail finds nothing: say once
     // what would work.
     let any_file = logpaths
@@ -243,7 +254,7 @@ fn build_source(
             );
         }
     }
-    Ok(Box::new(source))
+    Ok((Box::new(source), None))
 }
 
 impl RunningJail {
@@ -294,7 +305,7 @@ impl RunningJail {
             datepattern: filter_conf.datepattern.clone(),
             logtimezone: logtimezone.clone(),
         };
-        let engine = LineFilter::new(
+        let mut engine = LineFilter::new(
             filter,
             filter_conf.datepattern.as_deref(),
             logtimezone.as_deref(),
@@ -339,7 +350,11 @@ impl RunningJail {
         let queue = BanQueue::start(name.clone(), actions, ctx.events.clone())
             .with_context(|| format!("starting the actions of jail {name}"))?;
 
-        let source = build_source(config, filter_conf, find_time, shared)?;
+        let (source, journal_matches) =
+            build_source(config, filter_conf, find_time, shared, &mut |bytes| {
+                let (line, _) = encoding.decode(bytes);
+                engine.line_time(&line, wall_clock())
+            })?;
         let waker = source.waker();
 
         let seed = (wall_clock().to_bits() ^ u64::from(std::process::id())) | 1;
@@ -347,6 +362,7 @@ impl RunningJail {
             jail: rampart_jail::Jail::new(jail_config),
             queue: Some(queue),
             files: Vec::new(),
+            journal_matches,
             logpaths: config.logpaths.iter().map(|l| l.path.clone()).collect(),
             ban_time_extra: options
                 .iter()

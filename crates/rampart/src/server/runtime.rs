@@ -58,7 +58,7 @@ pub fn get(st: &JailState, what: &str) -> Option<PyValue> {
     let ignore = &st.jail.config().ignore;
     Some(match what {
         "logencoding" => s(st.settings.encoding.name()),
-        "journalmatch" => PyValue::List(Vec::new()),
+        "journalmatch" => PyValue::List(st.journal_matches.iter().flatten().map(list).collect()),
         "ignoreself" => PyValue::Bool(ignore.ignore_self()),
         "ignoreip" => list(&ignore.entries()),
         "ignorecommand" => s(ignore.command().unwrap_or("")),
