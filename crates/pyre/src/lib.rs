@@ -82,9 +82,14 @@ const BACKTRACK_LIMIT: usize = 1_000_000;
 
 /// The linear engine: one automaton specialised for ASCII haystacks (nearly all log
 /// lines), built eagerly, and one for any haystack, built on first need.
+///
+/// The automata are built on first use: a daemon with dozens of jails holds hundreds of
+/// patterns, most of which never see a line that gets that far (a failregex whose
+/// literals are absent is never run, and captures go to PCRE2), and building them all
+/// at start costs both the start-up time and megabytes of NFAs.
 struct Linear {
-    ascii: meta::Regex,
-    branches: Option<Branches>,
+    ascii: OnceLock<Option<meta::Regex>>,
+    branches: OnceLock<Option<Branches>>,
     unicode: OnceLock<Option<meta::Regex>>,
     tree: ast::Node,
     caveats: lower::Caveats,
@@ -99,7 +104,16 @@ impl Linear {
             return None;
         }
         if haystack.is_ascii() {
-            return Some(&self.ascii);
+            return self
+                .ascii
+                .get_or_init(|| {
+                    build_meta(&lower::to_hir(
+                        &self.tree,
+                        &mut lower::Caveats::default(),
+                        true,
+                    )?)
+                })
+                .as_ref();
         }
         self.unicode
             .get_or_init(|| {
@@ -107,6 +121,11 @@ impl Linear {
                 build_meta(&lower::to_hir(&self.tree, &mut caveats, false)?)
             })
             .as_ref()
+    }
+
+    /// The per-branch automata of a top-level alternation, built on first need.
+    fn branches(&self) -> Option<&Branches> {
+        self.branches.get_or_init(|| Branches::new(&self.tree)).as_ref()
     }
 
     /// Whether the linear engine's answer on `haystack` is exactly Python's.
@@ -338,7 +357,7 @@ impl Regex {
         }
         if let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack)) {
             let mut regex = regex;
-            if let Some(branches) = self.linear.as_ref().and_then(|l| l.branches.as_ref())
+            if let Some(branches) = self.linear.as_ref().and_then(Linear::branches)
                 && haystack.is_ascii()
             {
                 match branches.engine_for(haystack) {
@@ -513,12 +532,11 @@ fn flat_branches(node: &ast::Node) -> Vec<ast::Node> {
 
 fn build_linear(tree: &ast::Node) -> Option<Linear> {
     let mut caveats = lower::Caveats::default();
-    // The Unicode lowering decides feasibility and the caveats.
+    // The Unicode lowering decides feasibility and the caveats; the automata come later.
     lower::to_hir(tree, &mut caveats, false)?;
-    let ascii = build_meta(&lower::to_hir(tree, &mut lower::Caveats::default(), true)?)?;
     Some(Linear {
-        branches: Branches::new(tree),
-        ascii,
+        branches: OnceLock::new(),
+        ascii: OnceLock::new(),
         unicode: OnceLock::new(),
         tree: tree.clone(),
         caveats,
