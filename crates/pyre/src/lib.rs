@@ -125,7 +125,9 @@ impl Linear {
 
     /// The per-branch automata of a top-level alternation, built on first need.
     fn branches(&self) -> Option<&Branches> {
-        self.branches.get_or_init(|| Branches::new(&self.tree)).as_ref()
+        self.branches
+            .get_or_init(|| Branches::new(&self.tree))
+            .as_ref()
     }
 
     /// Whether the linear engine's answer on `haystack` is exactly Python's.
