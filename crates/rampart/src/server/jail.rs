@@ -647,6 +647,9 @@ pub fn unban_ticket(name: &str, st: &JailState, shared: &Shared, ticket: &Ticket
     }
 }
 
+/// How long a journal jail may read nothing before it says so (once).
+const QUIET_JOURNAL_NOTICE: Duration = Duration::from_secs(10);
+
 struct Worker {
     name: String,
     engine: LineFilter,
@@ -669,6 +672,12 @@ impl Worker {
         self.engine.filter.set_in_operation(false);
         let mut caught_up = false;
         let mut dates = crate::journal::DateTexts::default();
+        // A journal that gives this jail nothing (a journalmatch for a unit that never
+        // logs, an empty journal) is worth one line, not silence.
+        let mut quiet_journal_since = lock(&self.state)
+            .journal_matches
+            .is_some()
+            .then(std::time::Instant::now);
         while !self.stop.load(Ordering::SeqCst) {
             if self.apply_changes() {
                 continue;
@@ -728,6 +737,23 @@ impl Worker {
                 caught_up = true;
                 self.engine.filter.set_in_operation(true);
             }
+            if let Some(since) = quiet_journal_since {
+                if lines > 0 {
+                    quiet_journal_since = None;
+                } else if since.elapsed() >= QUIET_JOURNAL_NOTICE {
+                    quiet_journal_since = None;
+                    self.shared.logger.log(
+                        WARNING,
+                        "fail2ban.filtersystemd",
+                        &format!(
+                            "[{}] no journal entry has matched this jail's journalmatch \
+                             since it started ({} s)",
+                            self.name,
+                            QUIET_JOURNAL_NOTICE.as_secs()
+                        ),
+                    );
+                }
+            }
             for notice in self.engine.filter.take_notices() {
                 let (level, text) = describe(&notice);
                 self.shared.logger.log(
@@ -768,7 +794,11 @@ impl Worker {
             let next = lock(&self.state).jail.next_unban_at();
             // Log changes and commands wake the thread; with no unban due it sleeps
             // long, so that ninety idle jails cost next to nothing.
-            let timeout = next.map_or(IDLE_WAIT, |t| (t - wall_clock()).clamp(0.01, IDLE_WAIT));
+            let mut timeout = next.map_or(IDLE_WAIT, |t| (t - wall_clock()).clamp(0.01, IDLE_WAIT));
+            if let Some(since) = quiet_journal_since {
+                let due = QUIET_JOURNAL_NOTICE.saturating_sub(since.elapsed());
+                timeout = timeout.min(due.as_secs_f64().max(0.01));
+            }
             if let Err(e) = self.source.wait(Duration::from_secs_f64(timeout)) {
                 self.shared
                     .logger
