@@ -7,6 +7,7 @@
 
 use std::ffi::OsString;
 use std::io::{BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -66,6 +67,10 @@ impl Child {
             .stderr(Stdio::piped())
             .env("SYSTEMD_PAGER", "")
             .env("SYSTEMD_COLORS", "0")
+            // Its own process group: a Ctrl-C or a `kill` of the daemon's group reaches
+            // the daemon, which stops its jails and ends this child itself, instead of
+            // killing journalctl first and logging that as a failure.
+            .process_group(0)
             .spawn()?;
         let stdout = process.stdout.take();
         let stderr = process.stderr.take();
