@@ -750,13 +750,13 @@ fn find_in_buffer(
                 });
             }
             Some(ids) => {
-                let count = ids.len();
-                let mut data = Some(fail);
-                for (n, id) in ids.into_iter().enumerate() {
-                    let data = if n + 1 == count {
-                        data.take().unwrap_or_default()
+                // Each id gets the data; the last one takes it instead of a copy.
+                let mut ids = ids.into_iter().peekable();
+                while let Some(id) = ids.next() {
+                    let data = if ids.peek().is_some() {
+                        fail.clone()
                     } else {
-                        data.clone().unwrap_or_default()
+                        std::mem::take(&mut fail)
                     };
                     failures.push(Failure {
                         regex: index,

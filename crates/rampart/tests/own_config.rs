@@ -5,7 +5,8 @@
 //! - our own annotated samples (`tests/data/samples`) hit every failregex we ship;
 //! - no failregex puts a greedy catch-all before the host unless anchored at the end
 //!   (fail2ban's rule against log injection);
-//! - every filter survives adversarial 64 KiB lines in well under 10 ms each.
+//! - every filter survives adversarial 64 KiB lines in under 25 ms each (7-9 ms at worst
+//!   on an idle machine): linear behaviour, not catastrophic backtracking.
 
 mod support;
 
@@ -170,7 +171,10 @@ fn adversarial_lines(samples: &[String]) -> Vec<String> {
 
 #[test]
 fn every_filter_is_fast_on_adversarial_lines() {
-    let limit = Duration::from_millis(10);
+    // A bound for catastrophic behaviour, not a speed claim (the benchmarks make
+    // those): backtracking that is quadratic or worse takes seconds on 64 KiB, while
+    // the slowest filter takes 7-9 ms here, and a loaded CI machine adds to that.
+    let limit = Duration::from_millis(25);
     let mut slow = Vec::new();
     let mut slowest = (Duration::ZERO, String::new());
     for name in own_filters() {
