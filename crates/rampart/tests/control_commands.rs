@@ -14,7 +14,7 @@ mod support;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RAMPART: &str = env!("CARGO_BIN_EXE_rampart");
 
@@ -143,14 +143,10 @@ impl Env {
     }
 
     fn wait_for(&self, cond: impl Fn(&Env) -> bool, what: &str) {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if cond(self) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let waited = Duration::from_secs(30);
+        if !support::poll_until(waited, Duration::from_millis(20), || cond(self)) {
+            panic!("timed out waiting for {what}; log:\n{}", self.log());
         }
-        panic!("timed out waiting for {what}; log:\n{}", self.log());
     }
 
     fn banned(&self, ip: &str) -> bool {

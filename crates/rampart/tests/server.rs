@@ -139,14 +139,10 @@ impl Env {
     }
 
     fn wait_for(&self, cond: impl Fn(&Env) -> bool, what: &str) {
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(20) {
-            if cond(self) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let waited = Duration::from_secs(20);
+        if !support::poll_until(waited, Duration::from_millis(20), || cond(self)) {
+            panic!("timed out waiting for {what}; log:\n{}", self.log());
         }
-        panic!("timed out waiting for {what}; log:\n{}", self.log());
     }
 
     fn client(&self, args: &[&str]) -> String {

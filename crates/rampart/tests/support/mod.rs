@@ -15,3 +15,20 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Asks `cond` every `interval` until it holds (true) or `timeout` has passed (false).
+#[allow(dead_code)] // not every test binary that includes this module waits for anything
+pub fn poll_until(
+    timeout: std::time::Duration,
+    interval: std::time::Duration,
+    mut cond: impl FnMut() -> bool,
+) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(interval);
+    }
+    false
+}
