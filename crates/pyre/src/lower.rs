@@ -318,14 +318,25 @@ fn fancy(node: &Node, out: &mut String, dialect: Dialect) {
             if *greed == Greed::Possessive {
                 out.push_str("(?>");
             }
-            out.push_str("(?:");
-            fancy(sub, out, dialect);
-            out.push(')');
-            match max {
-                Some(max) => {
+            // A repeated single character goes out bare (`[…]+`, not `(?:[…]){1,}`):
+            // PCRE2 runs it as one loop opcode and can make it possessive where what
+            // follows cannot overlap, instead of keeping a backtracking frame per
+            // repetition of a group.
+            if matches!(**sub, Node::Char { .. } | Node::Class(_) | Node::Any { .. }) {
+                fancy(sub, out, dialect);
+            } else {
+                out.push_str("(?:");
+                fancy(sub, out, dialect);
+                out.push(')');
+            }
+            match (min, max) {
+                (0, None) => out.push('*'),
+                (1, None) => out.push('+'),
+                (0, Some(1)) => out.push('?'),
+                (_, Some(max)) => {
                     let _ = write!(out, "{{{min},{max}}}");
                 }
-                None => {
+                (_, None) => {
                     let _ = write!(out, "{{{min},}}");
                 }
             }
