@@ -18,6 +18,7 @@ mod tags;
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use rampart_pyre::{Candidates, Locations, Prefilter};
 
@@ -200,8 +201,26 @@ struct Regexes {
     ignoreregex: Vec<FilterRegex>,
     /// Which failregexes can match a buffer, from their required literals: most lines
     /// are rejected by one Aho-Corasick pass instead of one regex run per failregex.
-    fail_prefilter: Prefilter,
-    ignore_prefilter: Prefilter,
+    /// Built at the first line: the literal analysis and the automaton cost start-up
+    /// time and tens of KiB per jail, and many jails never see a line.
+    fail_prefilter: OnceLock<Prefilter>,
+    ignore_prefilter: OnceLock<Prefilter>,
+}
+
+impl Regexes {
+    fn fail_prefilter(&self) -> &Prefilter {
+        self.fail_prefilter
+            .get_or_init(|| prefilter_of(&self.failregex))
+    }
+
+    fn ignore_prefilter(&self) -> &Prefilter {
+        self.ignore_prefilter
+            .get_or_init(|| prefilter_of(&self.ignoreregex))
+    }
+}
+
+fn prefilter_of(list: &[FilterRegex]) -> Prefilter {
+    Prefilter::new(&list.iter().map(FilterRegex::regex).collect::<Vec<_>>())
 }
 
 /// A jail's filter: compiled regexes plus the state carried from line to line.
@@ -264,13 +283,10 @@ impl Filter {
             .iter()
             .map(|r| FilterRegex::new(r, spec.use_dns, false))
             .collect::<Result<Vec<_>, _>>()?;
-        let prefilter = |list: &[FilterRegex]| {
-            Prefilter::new(&list.iter().map(FilterRegex::regex).collect::<Vec<_>>())
-        };
         Ok(Filter {
             regexes: Regexes {
-                fail_prefilter: prefilter(&failregex),
-                ignore_prefilter: prefilter(&ignoreregex),
+                fail_prefilter: OnceLock::new(),
+                ignore_prefilter: OnceLock::new(),
                 prefregex,
                 failregex,
                 ignoreregex,
@@ -296,6 +312,17 @@ impl Filter {
                 ignore_candidates: Candidates::new(),
             },
         })
+    }
+
+    /// Builds every regex's engines now instead of at first need, and reports one that
+    /// no engine accepts. Testers call this; a daemon leaves it to the first lines.
+    pub fn check(&self) -> Result<(), Error> {
+        let r = &self.regexes;
+        r.prefregex
+            .iter()
+            .chain(&r.failregex)
+            .chain(&r.ignoreregex)
+            .try_for_each(FilterRegex::check)
     }
 
     /// The failregexes as configured (tags unexpanded).
@@ -516,7 +543,7 @@ impl State {
         let check_all = settings.mode.check_all;
         let mut found = false;
         regexes
-            .ignore_prefilter
+            .ignore_prefilter()
             .candidates(buf, &mut self.ignore_candidates);
         for (index, regex) in regexes.ignoreregex.iter().enumerate() {
             if !self.ignore_candidates.contains(index) || self.run(regex, buf, org).is_none() {
@@ -614,7 +641,7 @@ fn find_in_buffer(
             // question instead of a capture search). With several lines buffered the
             // content also replaces the buffer, so there the full path always runs.
             regexes
-                .fail_prefilter
+                .fail_prefilter()
                 .candidates(buf, &mut state.fail_candidates);
             if state.fail_candidates.is_empty() {
                 state.prefregex_matched = match pref.regex().try_is_match(buf) {
@@ -651,7 +678,7 @@ fn find_in_buffer(
         }
         if !candidates_valid {
             regexes
-                .fail_prefilter
+                .fail_prefilter()
                 .candidates(buf, &mut state.fail_candidates);
             candidates_valid = true;
         }

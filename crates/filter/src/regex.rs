@@ -34,6 +34,15 @@ pub(crate) struct LineSplit {
 }
 
 impl FilterRegex {
+    /// Builds the engines now and reports a pattern none of them accepts (see
+    /// [`Regex::check`]).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        self.regex().check().map_err(|e| Error::Regex {
+            regex: self.source().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
     pub(crate) fn new(source: &str, use_dns: UseDns, multiline: bool) -> Result<Self, Error> {
         let expanded = tags::scope_inline_flags(&tags::expand(source, use_dns));
         if expanded.trim_start().is_empty() {

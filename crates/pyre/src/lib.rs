@@ -81,17 +81,17 @@ const LONG_HAYSTACK: usize = 512;
 const BACKTRACK_LIMIT: usize = 1_000_000;
 
 /// The linear engine: one automaton specialised for ASCII haystacks (nearly all log
-/// lines), built eagerly, and one for any haystack, built on first need.
+/// lines), one for any haystack, and the per-branch automata of [`Branches`].
 ///
 /// The automata are built on first use: a daemon with dozens of jails holds hundreds of
 /// patterns, most of which never see a line that gets that far (a failregex whose
 /// literals are absent is never run, and captures go to PCRE2), and building them all
-/// at start costs both the start-up time and megabytes of NFAs.
+/// at start costs both the start-up time and megabytes of NFAs. Nor is the rewritten
+/// tree kept: it is derived again from the pattern for each automaton built.
 struct Linear {
     ascii: OnceLock<Option<meta::Regex>>,
     branches: OnceLock<Option<Branches>>,
     unicode: OnceLock<Option<meta::Regex>>,
-    tree: ast::Node,
     caveats: lower::Caveats,
 }
 
@@ -99,34 +99,27 @@ impl Linear {
     /// The automaton for `haystack`, or `None` when only the backtracking engine can
     /// answer exactly as Python.
     #[inline]
-    fn engine_for(&self, haystack: &str) -> Option<&meta::Regex> {
+    fn engine_for(&self, haystack: &str, source: &Source) -> Option<&meta::Regex> {
         if !self.exact_on(haystack) {
             return None;
         }
-        if haystack.is_ascii() {
-            return self
-                .ascii
-                .get_or_init(|| {
-                    build_meta(&lower::to_hir(
-                        &self.tree,
-                        &mut lower::Caveats::default(),
-                        true,
-                    )?)
-                })
-                .as_ref();
-        }
-        self.unicode
-            .get_or_init(|| {
-                let mut caveats = lower::Caveats::default();
-                build_meta(&lower::to_hir(&self.tree, &mut caveats, false)?)
-            })
-            .as_ref()
+        let ascii = haystack.is_ascii();
+        let slot = if ascii { &self.ascii } else { &self.unicode };
+        slot.get_or_init(|| {
+            let tree = source.rewritten()?;
+            build_meta(&lower::to_hir(
+                &tree,
+                &mut lower::Caveats::default(),
+                ascii,
+            )?)
+        })
+        .as_ref()
     }
 
     /// The per-branch automata of a top-level alternation, built on first need.
-    fn branches(&self) -> Option<&Branches> {
+    fn branches(&self, source: &Source) -> Option<&Branches> {
         self.branches
-            .get_or_init(|| Branches::new(&self.tree))
+            .get_or_init(|| Branches::new(&source.rewritten()?))
             .as_ref()
     }
 
@@ -153,26 +146,75 @@ impl Linear {
     }
 }
 
-/// A compiled Python regular expression.
-pub struct Regex {
+/// A pattern's text and flags, from which every tree is derived when an engine is
+/// built. Parsing succeeded once when the [`Regex`] was made, and parsing is a pure
+/// function of these two, so it succeeds again.
+struct Source {
     pattern: String,
+    flags: Flags,
+}
+
+impl Source {
+    fn parsed(&self) -> Option<parse::Parsed> {
+        parse::parse(&self.pattern, parse_flags(self.flags)).ok()
+    }
+
+    fn tree(&self) -> Option<ast::Node> {
+        self.parsed().map(|p| p.root)
+    }
+
+    fn rewritten(&self) -> Option<ast::Node> {
+        self.tree().map(|t| rewrite::rewrite(&t))
+    }
+}
+
+fn parse_flags(flags: Flags) -> parse::FlagSet {
+    parse::FlagSet {
+        ignore_case: flags.ignore_case,
+        multiline: flags.multiline,
+        ..Default::default()
+    }
+}
+
+/// What the searches of a pattern need first: whether the linear engine can run it
+/// (rewritten, lowered), and with which caveats. Worked out at the first search.
+struct Plan {
+    linear: Option<Linear>,
+}
+
+/// A compiled Python regular expression.
+///
+/// Making one only parses the pattern, which is where Python's own errors come from;
+/// the engines, the rewrite that decides between them, and the required literals are
+/// worked out on first need. Most patterns of a daemon with many jails never get that
+/// far, and those that do pay once.
+pub struct Regex {
+    source: Source,
     names: Vec<(usize, String)>,
     group_count: usize,
-    /// The tree as parsed, which the backtracking engine runs.
-    tree: ast::Node,
-    linear: Option<Linear>,
+    plan: OnceLock<Plan>,
     fancy: OnceLock<Result<fancy_regex::Regex, String>>,
     /// The capture engine of choice, compiled on the first capture search.
     #[cfg(feature = "pcre2")]
     pcre: OnceLock<Option<pcre::Pcre>>,
-    literals: Option<RequiredLiterals>,
+    literals: OnceLock<Option<RequiredLiterals>>,
 }
 
 impl fmt::Debug for Regex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Regex")
-            .field("pattern", &self.pattern)
-            .field("engine", &self.engine())
+            .field("pattern", &self.source.pattern)
+            // Not `engine()`: looking must not build what searches have not needed yet.
+            .field(
+                "engine",
+                &self.plan.get().map(|p| {
+                    if p.linear.is_some() {
+                        Engine::Linear
+                    } else {
+                        Engine::Backtracking
+                    }
+                }),
+            )
             .finish()
     }
 }
@@ -185,47 +227,78 @@ impl Regex {
 
     /// Compiles `pattern` with `flags`.
     pub fn with_flags(pattern: &str, flags: Flags) -> Result<Regex, Error> {
-        let syntax = |reason: String| Error::Syntax {
+        let parsed = parse::parse(pattern, parse_flags(flags)).map_err(|reason| Error::Syntax {
             pattern: pattern.to_string(),
             reason,
-        };
-        let parsed = parse::parse(
-            pattern,
-            parse::FlagSet {
-                ignore_case: flags.ignore_case,
-                multiline: flags.multiline,
-                ..Default::default()
+        })?;
+        Ok(Regex {
+            source: Source {
+                pattern: pattern.to_string(),
+                flags,
             },
-        )
-        .map_err(syntax)?;
-        let rewritten = rewrite::rewrite(&parsed.root);
-        let linear = if rewritten.is_fancy() {
-            None
-        } else {
-            build_linear(&rewritten)
-        };
-        let literals = literals::required(&parsed.root);
-        let regex = Regex {
-            pattern: pattern.to_string(),
             names: parsed.names,
             group_count: parsed.groups,
-            tree: parsed.root,
-            linear,
+            plan: OnceLock::new(),
             fancy: OnceLock::new(),
             #[cfg(feature = "pcre2")]
             pcre: OnceLock::new(),
-            literals,
-        };
-        if regex.linear.is_none() {
-            regex.fancy().map_err(|e| syntax(e.clone()))?;
+            literals: OnceLock::new(),
+        })
+    }
+
+    /// Builds now what searches would build on first need, and reports a pattern that
+    /// no engine accepts (one beyond an engine's limits, which Python's syntax does not
+    /// know of). For testers such as `rampart regex`; a daemon lets searches do it.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.linear().is_some() {
+            return Ok(());
         }
-        Ok(regex)
+        #[cfg(feature = "pcre2")]
+        if self.pcre().is_some() {
+            return Ok(());
+        }
+        self.fancy().map(|_| ()).map_err(|reason| Error::Syntax {
+            pattern: self.source.pattern.clone(),
+            reason: reason.clone(),
+        })
+    }
+
+    fn plan(&self) -> &Plan {
+        self.plan.get_or_init(|| {
+            let linear = self
+                .source
+                .rewritten()
+                .filter(|t| !t.is_fancy())
+                .and_then(|t| build_linear(&t));
+            Plan { linear }
+        })
+    }
+
+    #[inline]
+    fn linear(&self) -> Option<&Linear> {
+        self.plan().linear.as_ref()
+    }
+
+    #[inline]
+    fn linear_engine(&self, haystack: &str) -> Option<&meta::Regex> {
+        self.linear()?.engine_for(haystack, &self.source)
+    }
+
+    #[cfg(feature = "pcre2")]
+    fn pcre(&self) -> Option<&pcre::Pcre> {
+        self.pcre
+            .get_or_init(|| pcre::Pcre::new(&self.source.tree()?, self.group_count))
+            .as_ref()
     }
 
     fn fancy(&self) -> Result<&fancy_regex::Regex, &String> {
         self.fancy
             .get_or_init(|| {
-                let text = lower::to_fancy(&self.tree);
+                let tree = self
+                    .source
+                    .tree()
+                    .ok_or_else(|| "the pattern no longer parses".to_string())?;
+                let text = lower::to_fancy(&tree);
                 fancy_regex::RegexBuilder::new(&text)
                     .backtrack_limit(BACKTRACK_LIMIT)
                     .build()
@@ -236,7 +309,7 @@ impl Regex {
 
     /// The Python pattern this was compiled from.
     pub fn as_str(&self) -> &str {
-        &self.pattern
+        &self.source.pattern
     }
 
     /// The engine that runs this pattern.
@@ -245,7 +318,7 @@ impl Regex {
     /// only that one can answer exactly as Python (text with several newlines for a
     /// `$`, or characters on which Python's and Unicode's `\w` disagree for a `\b`).
     pub fn engine(&self) -> Engine {
-        if self.linear.is_some() {
+        if self.linear().is_some() {
             Engine::Linear
         } else {
             Engine::Backtracking
@@ -276,7 +349,7 @@ impl Regex {
     /// Whether `re.search(pattern, haystack)` finds a match, or an error when the
     /// backtracking engine gave up on a pathological haystack.
     pub fn try_is_match(&self, haystack: &str) -> Result<bool, MatchError> {
-        if let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack)) {
+        if let Some(regex) = self.linear_engine(haystack) {
             return Ok(regex.is_match(haystack));
         }
         let fancy = self.fancy().map_err(|e| self.gave_up(e.clone()))?;
@@ -287,7 +360,7 @@ impl Regex {
 
     fn gave_up(&self, reason: String) -> MatchError {
         MatchError::GaveUp {
-            pattern: self.pattern.clone(),
+            pattern: self.source.pattern.clone(),
             reason,
         }
     }
@@ -297,7 +370,7 @@ impl Regex {
     /// Much cheaper than [`Regex::captures`]: a caller can tell from it that a haystack
     /// matches exactly as a previous one did.
     pub fn find_linear(&self, haystack: &str) -> Option<Option<(usize, usize)>> {
-        let regex = self.linear.as_ref()?.engine_for(haystack)?;
+        let regex = self.linear_engine(haystack)?;
         Some(regex.find(haystack).map(|m| (m.start(), m.end())))
     }
 
@@ -328,23 +401,20 @@ impl Regex {
         // match, and each compiled pattern (its emission, code and JIT) costs tens of KiB.
         #[cfg(feature = "pcre2")]
         if self.pcre.get().is_none()
-            && let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack))
+            && let Some(regex) = self.linear_engine(haystack)
             && !regex.is_match(haystack)
         {
             return Ok(false);
         }
         #[cfg(feature = "pcre2")]
-        if let Some(pcre) = self
-            .pcre
-            .get_or_init(|| pcre::Pcre::new(&self.tree, self.group_count))
-        {
+        if let Some(pcre) = self.pcre() {
             // On long haystacks a backtracker that tries every start position costs
             // far more than one DFA pass: let the DFA find where the leftmost match
             // starts (both follow the same leftmost-first rule), or that there is none,
             // and start PCRE2 there.
             let mut start = 0;
             if haystack.len() > LONG_HAYSTACK
-                && let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack))
+                && let Some(regex) = self.linear_engine(haystack)
             {
                 match regex.find(haystack) {
                     Some(m) => start = m.start(),
@@ -357,9 +427,9 @@ impl Regex {
                 pcre::Outcome::Undecided => locations.clear(self.group_count + 1),
             }
         }
-        if let Some(regex) = self.linear.as_ref().and_then(|l| l.engine_for(haystack)) {
+        if let Some(regex) = self.linear_engine(haystack) {
             let mut regex = regex;
-            if let Some(branches) = self.linear.as_ref().and_then(Linear::branches)
+            if let Some(branches) = self.linear().and_then(|l| l.branches(&self.source))
                 && haystack.is_ascii()
             {
                 match branches.engine_for(haystack) {
@@ -400,7 +470,9 @@ impl Regex {
     ///
     /// `None` when no such set is known; callers must then always run the pattern.
     pub fn required_literals(&self) -> Option<&RequiredLiterals> {
-        self.literals.as_ref()
+        self.literals
+            .get_or_init(|| literals::required(&self.source.tree()?))
+            .as_ref()
     }
 }
 
@@ -540,7 +612,6 @@ fn build_linear(tree: &ast::Node) -> Option<Linear> {
         branches: OnceLock::new(),
         ascii: OnceLock::new(),
         unicode: OnceLock::new(),
-        tree: tree.clone(),
         caveats,
     })
 }

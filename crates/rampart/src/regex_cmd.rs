@@ -181,6 +181,7 @@ pub fn run(args: &RegexArgs, default_config: &Path) -> Result<u8> {
         find_time: 600.0,
     };
     let filter = Filter::new(&spec, mode).map_err(anyhow::Error::from)?;
+    filter.check().map_err(anyhow::Error::from)?;
     let engine = LineFilter::new(filter, datepattern.as_deref(), args.timezone.as_deref())?;
     if let Some(dp) = &datepattern {
         out.line(&format!(

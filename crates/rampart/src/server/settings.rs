@@ -43,6 +43,9 @@ impl FilterSettings {
             find_time,
         };
         let filter = Filter::new(&self.spec, mode).context("compiling the filter")?;
+        // A change made by a command is checked in full, so that the reply refuses a
+        // pattern no engine takes; a jail's start leaves that to its first lines.
+        filter.check().context("compiling the filter")?;
         let mut engine = LineFilter::new(
             filter,
             self.datepattern.as_deref(),
