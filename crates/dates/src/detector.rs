@@ -946,6 +946,24 @@ fn shared_weight(key: &str) -> f64 {
 /// The 31 default templates with their weights: the line-begin copies of those that are
 /// not anchored already, then the 17 originals.
 fn default_templates(year_prefixes: &str) -> Result<Vec<(Arc<Template>, f64)>, Error> {
+    // Every jail without a datepattern starts from the same list: spelling the 31
+    // templates out again for each would be most of a jail's start-up.
+    type Defaults = Vec<(Arc<Template>, f64)>;
+    static BUILT: OnceLock<Mutex<HashMap<String, Defaults>>> = OnceLock::new();
+    let cache = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Ok(map) = cache.lock()
+        && let Some(list) = map.get(year_prefixes)
+    {
+        return Ok(list.clone());
+    }
+    let list = build_default_templates(year_prefixes)?;
+    if let Ok(mut map) = cache.lock() {
+        map.insert(year_prefixes.to_string(), list.clone());
+    }
+    Ok(list)
+}
+
+fn build_default_templates(year_prefixes: &str) -> Result<Vec<(Arc<Template>, f64)>, Error> {
     let mut copies = Vec::new();
     let mut originals = Vec::new();
     for pattern in DEFAULT_PATTERNS {
