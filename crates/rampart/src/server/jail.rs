@@ -81,7 +81,25 @@ fn text(options: &indexmap::IndexMap<String, ConfigValue>, key: &str) -> Option<
 }
 
 /// The host's own addresses, for `ignoreself`.
+/// The machine's own addresses (`ignoreself`). Looked up once for a start or reload
+/// of all jails rather than once per jail: the lookup asks the resolver, which is
+/// slow or hangs where the network is down.
 fn own_addresses() -> Vec<IpAddr> {
+    static RECENT: Mutex<Option<(std::time::Instant, Vec<IpAddr>)>> = Mutex::new(None);
+    let mut recent = RECENT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((at, addrs)) = recent.as_ref()
+        && at.elapsed() < Duration::from_secs(60)
+    {
+        return addrs.clone();
+    }
+    let addrs = look_up_own_addresses();
+    *recent = Some((std::time::Instant::now(), addrs.clone()));
+    addrs
+}
+
+fn look_up_own_addresses() -> Vec<IpAddr> {
     let mut out = vec![
         IpAddr::from([127, 0, 0, 1]),
         IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
