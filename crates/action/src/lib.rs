@@ -15,9 +15,10 @@
 //! - The state machine of fail2ban 1.0: start on demand per family, `actioncheck` and
 //!   `actionrepair` after a failed ban or unban and one retry, `actionflush` or
 //!   unban per ticket, `norestored`.
-//! - [`BanQueue`] puts a worker thread per jail in front of the actions: the server
-//!   pushes [`Job`]s and returns at once; runs of queued bans reach each
-//!   [`JailAction`] as one batch, so a native backend can apply them together.
+//! - [`BanQueue`] puts a worker thread of the jail's own in front of the actions, one
+//!   that exists only while there is work: the server pushes [`Job`]s and returns at
+//!   once; runs of queued bans reach each [`JailAction`] as one batch, so a native
+//!   backend can apply them together.
 //! - Nothing is logged here: everything worth reporting is an [`Event`] sent to the
 //!   server's [`EventSink`]. Values that need the store or DNS (`<ipmatches>`,
 //!   `<ip-host>`, …) come from the server's [`TagSource`], only when a command uses

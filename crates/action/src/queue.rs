@@ -1,13 +1,16 @@
-//! The ban queue: the server pushes jobs and returns at once; one worker thread per
-//! jail runs them in order, so that a slow action never delays log reading.
+//! The ban queue: the server pushes jobs and returns at once; a worker thread of the
+//! jail's own runs them in order, so that a slow action never delays log reading nor
+//! another jail. The thread exists only while there is work (see [`BanQueue`]).
 //!
 //! The worker takes everything that is queued at once and hands runs of consecutive
 //! bans (or unbans) to each action as a batch: a native firewall backend can apply a
 //! batch in one transaction, a command action runs its commands one by one.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -102,14 +105,24 @@ pub struct QueueClosed {
     pub jail: String,
 }
 
-/// A jail's queue and its worker thread.
+/// How long a worker with nothing to do waits for more before it ends and parks the
+/// actions: long enough that a burst of bans (or bans and their unbans) is served by one
+/// thread, short enough that ninety idle jails hold no thread at all.
+const IDLE_END: Duration = Duration::from_secs(2);
+
+/// A jail's queue, and its worker thread while it has work.
+///
+/// The worker exists only while jobs are queued or have just run: it starts with the
+/// first job (at [`BanQueue::start`], the actions' start), ends after [`IDLE_END`] with
+/// nothing to do, leaving the actions (and their state: started families, ban epochs)
+/// parked in the queue, and the next job spawns a new one that takes them up. At most
+/// one worker holds the actions at any time, so jobs run one at a time, in push order.
 ///
 /// Dropping the queue without [`BanQueue::stop`] lets the worker finish the queued jobs
 /// and end without stopping the actions (the bans stay, as after a crash).
 pub struct BanQueue {
     jail: String,
-    tx: Sender<Message>,
-    worker: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for BanQueue {
@@ -120,39 +133,118 @@ impl fmt::Debug for BanQueue {
     }
 }
 
+/// What the queue's handle and its worker share.
+struct Shared {
+    jail: String,
+    idle_end: Duration,
+    state: Mutex<State>,
+    /// Signalled on every new message (for the worker) and when the queue closes.
+    changed: Condvar,
+}
+
+struct State {
+    messages: VecDeque<Message>,
+    /// The actions while no worker holds them.
+    parked: Option<Worker>,
+    /// A worker runs (or is being spawned) and holds, or is about to take, the actions.
+    running: bool,
+    /// The running worker's thread.
+    thread: Option<JoinHandle<()>>,
+    /// A `Stop` ran (or a worker died): the actions are gone.
+    closed: bool,
+    /// The handle was dropped: the worker ends as soon as the queue is empty.
+    abandoned: bool,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Every change to the state is a whole operation under the lock; a panic elsewhere
+    // in the holder leaves it consistent.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl BanQueue {
-    /// Starts the worker, which first starts every action.
+    /// Starts a worker, which first starts every action.
     pub fn start(
         jail: impl Into<String>,
         actions: Vec<Box<dyn JailAction>>,
         events: EventSink,
     ) -> io::Result<BanQueue> {
+        BanQueue::with_idle_end(jail, actions, events, IDLE_END)
+    }
+
+    /// [`BanQueue::start`] with another idle time before the worker ends.
+    pub fn with_idle_end(
+        jail: impl Into<String>,
+        actions: Vec<Box<dyn JailAction>>,
+        events: EventSink,
+        idle_end: Duration,
+    ) -> io::Result<BanQueue> {
         let jail = jail.into();
-        let (tx, rx) = mpsc::channel();
-        let mut worker = Worker {
+        let worker = Worker {
             jail: jail.clone(),
             actions,
             events,
+            started: false,
         };
-        let handle = thread::Builder::new()
-            .name(format!("actions-{jail}"))
-            .spawn(move || worker.run(rx))?;
-        Ok(BanQueue {
-            jail,
-            tx,
-            worker: Some(handle),
-        })
+        let shared = Arc::new(Shared {
+            jail: jail.clone(),
+            idle_end,
+            state: Mutex::new(State {
+                messages: VecDeque::new(),
+                parked: Some(worker),
+                running: false,
+                thread: None,
+                closed: false,
+                abandoned: false,
+            }),
+            changed: Condvar::new(),
+        });
+        // The actions' start is the first work: it runs now, not with the first ban.
+        spawn_worker(&shared, &mut lock(&shared.state))?;
+        Ok(BanQueue { jail, shared })
     }
 
     pub fn jail(&self) -> &str {
         &self.jail
     }
 
-    /// Queues a job and returns at once.
-    pub fn push(&self, job: Job) -> Result<(), QueueClosed> {
-        self.tx.send(Message::Job(job)).map_err(|_| QueueClosed {
+    fn closed(&self) -> QueueClosed {
+        QueueClosed {
             jail: self.jail.clone(),
-        })
+        }
+    }
+
+    /// Queues a job and returns at once (spawning the worker if there is none).
+    pub fn push(&self, job: Job) -> Result<(), QueueClosed> {
+        let mut st = lock(&self.shared.state);
+        if st.closed {
+            return Err(self.closed());
+        }
+        st.messages.push_back(Message::Job(job));
+        self.ensure_worker(&mut st);
+        Ok(())
+    }
+
+    /// Wakes the running worker, or spawns one. A failed spawn (the process is out of
+    /// threads) is reported and leaves the jobs queued: the next push, or the stop,
+    /// runs them.
+    fn ensure_worker(&self, st: &mut State) {
+        if st.running {
+            self.shared.changed.notify_all();
+            return;
+        }
+        if let Err(e) = spawn_worker(&self.shared, st)
+            && let Some(worker) = &st.parked
+        {
+            worker.emit(
+                Level::Error,
+                "",
+                EventKind::Failed {
+                    what: "starting the action worker".to_string(),
+                    error: e.to_string(),
+                },
+            );
+        }
     }
 
     pub fn ban(&self, ticket: Ticket) -> Result<(), QueueClosed> {
@@ -164,20 +256,157 @@ impl BanQueue {
     }
 
     /// Waits until every job queued before this call has run; false on timeout or
-    /// when the worker is gone.
+    /// when the queue has stopped.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let (tx, rx) = mpsc::channel();
-        if self.tx.send(Message::Barrier(tx)).is_err() {
-            return false;
-        }
+        let rx = {
+            let mut st = lock(&self.shared.state);
+            if st.closed {
+                return false;
+            }
+            if !st.running && st.messages.is_empty() {
+                return true;
+            }
+            let (tx, rx) = mpsc::channel();
+            st.messages.push_back(Message::Barrier(tx));
+            self.ensure_worker(&mut st);
+            rx
+        };
         rx.recv_timeout(timeout).is_ok()
     }
 
-    /// Queues a `Stop` with the jail's current bans and waits for the worker to end.
-    pub fn stop(mut self, banned: Vec<Ticket>) {
-        let _ = self.tx.send(Message::Job(Job::Stop(banned)));
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
+    /// Queues a `Stop` with the jail's current bans and waits until it has run. With no
+    /// worker running, the calling thread runs the queue itself rather than spawning
+    /// one only to wait for it.
+    pub fn stop(self, banned: Vec<Ticket>) {
+        let thread = {
+            let mut st = lock(&self.shared.state);
+            if st.closed {
+                return;
+            }
+            st.messages.push_back(Message::Job(Job::Stop(banned)));
+            if st.running {
+                self.shared.changed.notify_all();
+                st.thread.take()
+            } else {
+                st.running = true;
+                None
+            }
+        };
+        match thread {
+            Some(thread) => {
+                let _ = thread.join();
+            }
+            None => work(&self.shared),
+        }
+    }
+}
+
+impl Drop for BanQueue {
+    fn drop(&mut self) {
+        lock(&self.shared.state).abandoned = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+/// Spawns the worker thread; the caller holds the lock and no worker runs.
+fn spawn_worker(shared: &Arc<Shared>, st: &mut State) -> io::Result<()> {
+    // The previous worker has parked the actions and is returning: its handle is only
+    // dropped (the thread ends on its own), never joined under the lock.
+    st.thread = None;
+    let for_thread = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name(format!("actions-{}", shared.jail))
+        .spawn(move || work(&for_thread));
+    match spawned {
+        Ok(handle) => {
+            st.running = true;
+            st.thread = Some(handle);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Marks the queue closed if the worker unwinds (a panicking action): the actions are
+/// lost with the thread, and pushes must fail as they did when the worker was gone.
+struct Unwinding<'a>(&'a Shared, bool);
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            let mut st = lock(&self.0.state);
+            st.running = false;
+            st.closed = true;
+            answer_barriers(&mut st.messages);
+            drop(st);
+            self.0.changed.notify_all();
+        }
+    }
+}
+
+fn answer_barriers(messages: &mut VecDeque<Message>) {
+    for message in messages.drain(..) {
+        if let Message::Barrier(tx) = message {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A worker's life: take the actions, start them the first time, run rounds of
+/// messages until none comes for the idle time, park the actions.
+fn work(shared: &Shared) {
+    let mut guard = Unwinding(shared, true);
+    let parked = {
+        let mut st = lock(&shared.state);
+        let parked = st.parked.take();
+        st.running = parked.is_some();
+        parked
+    };
+    let Some(mut worker) = parked else {
+        guard.1 = false;
+        return;
+    };
+    if !worker.started {
+        worker.started = true;
+        worker.start_all();
+    }
+    loop {
+        let round: Vec<Message> = {
+            let mut st = lock(&shared.state);
+            loop {
+                if !st.messages.is_empty() {
+                    let n = st.messages.len().min(ROUND);
+                    break st.messages.drain(..n).collect();
+                }
+                if st.abandoned {
+                    st.parked = Some(worker);
+                    st.running = false;
+                    guard.1 = false;
+                    return;
+                }
+                let (next, waited) = shared
+                    .changed
+                    .wait_timeout(st, shared.idle_end)
+                    .unwrap_or_else(PoisonError::into_inner);
+                st = next;
+                if waited.timed_out() && st.messages.is_empty() {
+                    st.parked = Some(worker);
+                    st.running = false;
+                    guard.1 = false;
+                    return;
+                }
+            }
+        };
+        if worker.run_round(round) {
+            // Stopped: answer the waiters, drop the rest; the actions end here.
+            let mut st = lock(&shared.state);
+            st.closed = true;
+            st.running = false;
+            answer_barriers(&mut st.messages);
+            guard.1 = false;
+            drop(st);
+            shared.changed.notify_all();
+            return;
         }
     }
 }
@@ -186,6 +415,8 @@ struct Worker {
     jail: String,
     actions: Vec<Box<dyn JailAction>>,
     events: EventSink,
+    /// The actions' `start` has run (in the first worker).
+    started: bool,
 }
 
 impl Worker {
@@ -209,38 +440,11 @@ impl Worker {
         );
     }
 
-    fn run(&mut self, rx: Receiver<Message>) {
+    fn start_all(&mut self) {
         for i in 0..self.actions.len() {
             if let Err(e) = self.actions[i].start() {
                 let name = self.actions[i].name().to_string();
                 self.failed(&name, "start".to_string(), &e);
-            }
-        }
-        let mut round: Vec<Message> = Vec::new();
-        loop {
-            match rx.recv() {
-                Ok(m) => round.push(m),
-                Err(_) => return,
-            }
-            while round.len() < ROUND {
-                match rx.try_recv() {
-                    Ok(m) => round.push(m),
-                    Err(_) => break,
-                }
-            }
-            if self.run_round(std::mem::take(&mut round)) {
-                // Stopped: answer the waiters, drop the rest.
-                loop {
-                    match rx.recv_timeout(Duration::ZERO) {
-                        Ok(Message::Barrier(tx)) => {
-                            let _ = tx.send(());
-                        }
-                        Ok(Message::Job(_)) => {}
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                            return;
-                        }
-                    }
-                }
             }
         }
     }

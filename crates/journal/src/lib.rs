@@ -37,6 +37,7 @@ mod format;
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::ops::ControlFlow;
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -267,6 +268,8 @@ pub struct JournalSource {
     /// `journalfiles`: the files' identity and sizes when journalctl last ran.
     seen_files: Option<Vec<FileStamp>>,
     last_run: Option<Instant>,
+    /// `journalfiles`: when they are next looked at.
+    next_file_look: Instant,
     finished: bool,
     origin: PathBuf,
 }
@@ -324,6 +327,7 @@ impl JournalSource {
             retry_at: Some(Instant::now()),
             seen_files: None,
             last_run: None,
+            next_file_look: Instant::now(),
             finished: false,
             origin: PathBuf::from(JOURNAL_NAME),
         })
@@ -337,6 +341,14 @@ impl JournalSource {
     /// The spec being read.
     pub fn spec(&self) -> &JournalSpec {
         &self.spec
+    }
+
+    /// Something is waiting to be read (or reported, or, read once, the end).
+    fn has_news(&self) -> bool {
+        !self.unread.is_empty()
+            || !self.pending.is_empty()
+            || !self.notices.is_empty()
+            || (self.follow == Follow::Once && self.finished)
     }
 
     fn polls_files(&self) -> bool {
@@ -659,43 +671,46 @@ impl LogSource for JournalSource {
         Ok(stats)
     }
 
-    fn wait(&mut self, timeout: Duration) -> Result<Wake, SourceError> {
-        let deadline = Instant::now() + timeout;
-        loop {
+    fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
+        // The reader thread wakes this after every batch it hands over.
+        vec![self.listener.fd()]
+    }
+
+    fn poll_deadline(&self) -> Option<Instant> {
+        if self.has_news() {
+            return Some(Instant::now());
+        }
+        if self.child.is_some() {
+            return None;
+        }
+        let retry = self.retry_at;
+        let look = self.polls_files().then_some(self.next_file_look);
+        match (retry, look) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll(&mut self) -> Result<Wake, SourceError> {
+        if self.listener.take() {
             self.collect();
-            if !self.unread.is_empty() || !self.pending.is_empty() || !self.notices.is_empty() {
-                return Ok(Wake::Ready);
-            }
-            if self.follow == Follow::Once && self.finished {
-                return Ok(Wake::Ready);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Wake::Timeout);
-            }
-            if self.child.is_none() && self.retry_at.is_some_and(|t| now >= t) {
-                return Ok(Wake::Ready);
-            }
-            let mut slice = deadline - now;
-            if self.child.is_none() {
-                if let Some(t) = self.retry_at {
-                    slice = slice.min(t.saturating_duration_since(now));
-                }
-                if self.polls_files() {
-                    slice = slice.min(FILE_POLL);
-                }
-            }
-            if self.listener.wait(slice)? {
-                self.collect();
-                if self.unread.is_empty() && self.pending.is_empty() {
-                    return Ok(Wake::Woken);
-                }
-                return Ok(Wake::Ready);
-            }
-            if self.polls_files()
-                && self.child.is_none()
-                && let Location::Files(patterns) = &self.spec.location
-            {
+            return Ok(if self.has_news() {
+                Wake::Ready
+            } else {
+                Wake::Woken
+            });
+        }
+        self.collect();
+        if self.has_news() {
+            return Ok(Wake::Ready);
+        }
+        let now = Instant::now();
+        if self.child.is_none() && self.retry_at.is_some_and(|t| now >= t) {
+            return Ok(Wake::Ready);
+        }
+        if self.polls_files() && self.child.is_none() && now >= self.next_file_look {
+            self.next_file_look = now + FILE_POLL;
+            if let Location::Files(patterns) = &self.spec.location {
                 let stamps = stamp_files(patterns);
                 let stale = self.last_run.is_none_or(|t| t.elapsed() >= FILE_REREAD);
                 if (self.seen_files.as_ref() != Some(&stamps) || stale) && self.retry_at.is_none() {
@@ -703,6 +718,7 @@ impl LogSource for JournalSource {
                 }
             }
         }
+        Ok(Wake::Timeout)
     }
 
     fn waker(&self) -> Waker {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::ops::ControlFlow;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1160,48 +1160,39 @@ impl LogSource for FileSource {
         Ok(self.stats(tally))
     }
 
-    fn wait(&mut self, timeout: Duration) -> Result<Wake, Error> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let now = Instant::now();
-            let due = self.next_deadline();
-            if now >= due {
-                return Ok(Wake::Ready);
-            }
-            let mut until = deadline.min(due);
-            if let Watcher::Polling { next_poll } = &self.watcher {
-                until = until.min(*next_poll);
-            }
-            let readable = {
-                let mut fds = vec![self.wake_rx.fd()];
-                if let Watcher::Inotify(w) = &self.watcher {
-                    fds.push(w.inotify.as_fd());
+    fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = vec![self.wake_rx.fd()];
+        if let Watcher::Inotify(w) = &self.watcher {
+            fds.push(w.inotify.as_fd());
+        }
+        fds
+    }
+
+    fn poll_deadline(&self) -> Option<Instant> {
+        let due = self.next_deadline();
+        Some(match &self.watcher {
+            Watcher::Polling { next_poll } => due.min(*next_poll),
+            Watcher::Inotify(_) => due,
+        })
+    }
+
+    fn poll(&mut self) -> Result<Wake, Error> {
+        // The wake-up first: the caller reads after any return, which takes the events.
+        if self.wake_rx.drain() {
+            return Ok(Wake::Woken);
+        }
+        let now = Instant::now();
+        let mut ready = now >= self.next_deadline();
+        match &mut self.watcher {
+            Watcher::Inotify(_) => ready |= self.take_hints()?,
+            Watcher::Polling { next_poll } => {
+                if !ready && now >= *next_poll {
+                    *next_poll = now + self.options.poll_interval;
+                    ready = self.anything_changed();
                 }
-                sys::wait_readable(&fds, until.saturating_duration_since(now))
-                    .map_err(Error::Wait)?
-            };
-            if readable.first() == Some(&true) && self.wake_rx.drain() {
-                return Ok(Wake::Woken);
-            }
-            match &mut self.watcher {
-                Watcher::Inotify(_) => {
-                    if readable.get(1) == Some(&true) && self.take_hints()? {
-                        return Ok(Wake::Ready);
-                    }
-                }
-                Watcher::Polling { next_poll } => {
-                    if Instant::now() >= *next_poll {
-                        *next_poll = Instant::now() + self.options.poll_interval;
-                        if self.anything_changed() {
-                            return Ok(Wake::Ready);
-                        }
-                    }
-                }
-            }
-            if Instant::now() >= deadline {
-                return Ok(Wake::Timeout);
             }
         }
+        Ok(if ready { Wake::Ready } else { Wake::Timeout })
     }
 
     fn waker(&self) -> Waker {

@@ -5,11 +5,15 @@
 //!
 //! Design points:
 //!
-//! - **The caller drives.** A jail thread loops `read_available` → `wait`. Reading hands
-//!   complete lines to a sink (bytes, line end removed; decoding is the caller's) and may
-//!   be stopped after any line by the sink's [`ControlFlow::Break`]. `wait` blocks until
-//!   there may be something to read, the timeout passes, or a [`Waker`] (cloneable,
-//!   `Send`) interrupts it, so a jail can be stopped promptly.
+//! - **The caller drives, nothing blocks.** Reading hands complete lines to a sink
+//!   (bytes, line end removed; decoding is the caller's) and may be stopped after any
+//!   line by the sink's [`ControlFlow::Break`] (a reactor bounds each jail's turn that
+//!   way). A source says what to wait for: descriptors ([`LogSource::poll_fds`]:
+//!   inotify, its wake-up channel) and a deadline ([`LogSource::poll_deadline`]:
+//!   polling, sweeps, retries); [`LogSource::poll`] then says, without blocking, whether
+//!   a read is due. One thread can so wait on the sources of every jail in one `poll`.
+//!   `wait` is the same for a caller with one source. A [`Waker`] (cloneable, `Send`)
+//!   makes the source's descriptor readable, so a jail is reached promptly.
 //! - **Events are hints, `stat` is the truth.** inotify (on the files and on their
 //!   directories) only decides *when* and *where* to look: a read drains the queued
 //!   events and looks at the paths they name (so one busy log among hundreds costs one
@@ -52,9 +56,10 @@ mod sys;
 use std::fmt;
 use std::io;
 use std::ops::ControlFlow;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use file::{
     Backend, FileSource, FileSourceOptions, LogPath, SavedPosition, StartAt, parse_backend,
@@ -276,11 +281,49 @@ pub trait LogSource: Send {
         sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
     ) -> Result<ReadStats, Error>;
 
-    /// Blocks until there may be something to read, `timeout` passes or the waker is
-    /// used. Spurious `Ready`s are allowed; callers read after any return.
-    fn wait(&mut self, timeout: Duration) -> Result<Wake, Error>;
+    /// The descriptors to wait on for this source: when one becomes readable, [`poll`]
+    /// has something to look at. A reactor waits on those of many sources at once.
+    ///
+    /// [`poll`]: LogSource::poll
+    fn poll_fds(&self) -> Vec<BorrowedFd<'_>>;
 
-    /// A handle that interrupts `wait` from another thread.
+    /// The latest moment [`poll`] must be called even if no descriptor became readable
+    /// (a polling backend's next look, a periodic sweep, a retry, lines left over from a
+    /// read that was stopped); `None` when only the descriptors matter.
+    ///
+    /// [`poll`]: LogSource::poll
+    fn poll_deadline(&self) -> Option<Instant>;
+
+    /// Looks, without blocking, at what the descriptors signalled and at what is due, and
+    /// consumes the descriptors' readiness (so that waiting on them again blocks):
+    /// [`Wake::Woken`] if the waker was used, [`Wake::Ready`] if a read is due,
+    /// [`Wake::Timeout`] if neither. Spurious `Ready`s are allowed.
+    fn poll(&mut self) -> Result<Wake, Error>;
+
+    /// Blocks until there may be something to read, `timeout` passes or the waker is
+    /// used; [`poll`] and the descriptors, for a caller that waits on one source.
+    /// Spurious `Ready`s are allowed; callers read after any return.
+    ///
+    /// [`poll`]: LogSource::poll
+    fn wait(&mut self, timeout: Duration) -> Result<Wake, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.poll()? {
+                Wake::Timeout => {}
+                woke => return Ok(woke),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Wake::Timeout);
+            }
+            let until = self.poll_deadline().map_or(deadline, |d| d.min(deadline));
+            let fds = self.poll_fds();
+            sys::wait_readable(&fds, until.saturating_duration_since(now)).map_err(Error::Wait)?;
+        }
+    }
+
+    /// A handle that interrupts `wait` from another thread (makes the wake-up
+    /// descriptor readable and the next `poll` return [`Wake::Woken`]).
     fn waker(&self) -> Waker;
 
     /// Where each followed file has got to (the offset after the last line handed out).
@@ -333,6 +376,25 @@ impl WakeListener {
         let readable = sys::wait_readable(&[self.rx.fd()], timeout).map_err(Error::Wait)?;
         Ok(readable.first() == Some(&true) && self.rx.drain())
     }
+}
+
+impl WakeListener {
+    /// The descriptor that becomes readable when a wake-up is pending.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.rx.fd()
+    }
+
+    /// Consumes pending wake-ups without blocking; true if there were any.
+    pub fn take(&self) -> bool {
+        self.rx.drain()
+    }
+}
+
+/// Waits until one of `fds` is readable (or hung up, or in error) or `timeout` passes;
+/// says which are. An interrupting signal counts as a timeout. This is what a reactor
+/// waits on the [`LogSource::poll_fds`] of its sources with.
+pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> io::Result<Vec<bool>> {
+    sys::wait_readable(fds, timeout)
 }
 
 /// A new wake-up channel: wakers for other threads, the listener for the source.

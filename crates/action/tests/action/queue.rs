@@ -232,3 +232,55 @@ fn a_stopped_queue_refuses_jobs() {
     assert!(!queue.wait_idle(Duration::from_secs(1)));
     assert_eq!(lines(&dir), ["a start", "a stop"]);
 }
+
+#[test]
+fn the_worker_ends_when_idle_and_the_next_job_brings_one_back() {
+    let dir = TempDir::new("queue-lazy");
+    let events = Recorder::default();
+    let queue = BanQueue::with_idle_end(
+        "lazy",
+        vec![Box::new(logging_action("a", &dir, &events, &[]))],
+        events.sink(),
+        Duration::from_millis(100),
+    )
+    .unwrap();
+    let workers = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "actions-lazy")
+            .count()
+    };
+    // The start is work of its own: it runs at once, then the thread ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(&dir).is_empty() || workers() > 0 {
+        assert!(Instant::now() < deadline, "the idle worker did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(lines(&dir), ["a start"]);
+    for round in 0..2 {
+        queue.ban(Ticket::new(format!("192.0.2.{round}"))).unwrap();
+        queue
+            .unban(Ticket::new(format!("192.0.2.{round}")))
+            .unwrap();
+        assert!(queue.wait_idle(Duration::from_secs(10)));
+        while workers() > 0 {
+            assert!(Instant::now() < deadline, "the idle worker did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // The actions were started once and kept their state across workers; the stop runs
+    // with no worker left.
+    queue.stop(Vec::new());
+    assert_eq!(
+        lines(&dir),
+        [
+            "a start",
+            "a ban 192.0.2.0",
+            "a unban 192.0.2.0",
+            "a ban 192.0.2.1",
+            "a unban 192.0.2.1",
+            "a stop"
+        ]
+    );
+}

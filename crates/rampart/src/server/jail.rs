@@ -1,18 +1,17 @@
-//! One running jail: its thread (log source → filter → failure counting → bans), its
-//! ban queue, and the state the control socket reads.
+//! One running jail: its reading side (log source → filter → failure counting → bans),
+//! run in turns by the reactor, its ban queue, and the state the control socket reads.
 //!
-//! The thread owns the log source and the filter; everything the control socket may
+//! The [`Worker`] owns the log source and the filter; everything the control socket may
 //! read or change (the jail's ban list and counters) sits behind one mutex, held only
-//! for the bookkeeping of one line or one command, never while an action runs: the
-//! actions run on the ban queue's own thread.
+//! for the bookkeeping of one turn or one command, never while an action runs: the
+//! actions run on the ban queue's own worker thread.
 
 use std::net::IpAddr;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use rampart_action::{ActionContext, BanQueue, CommandAction, Family, JailAction};
@@ -21,7 +20,7 @@ use rampart_filter::{AddrHint, Failure, FailureId, Filter, FilterSpec, Mode, Use
 use rampart_jail::{BanOutcome, IgnoreCheck, JailConfig, PriorBans, Ticket};
 use rampart_journal::{Follow, JournalSource};
 use rampart_source::{
-    FileSource, FileSourceOptions, LogPath, LogSource, Position, SavedPosition, Waker,
+    FileSource, FileSourceOptions, LogPath, LogSource, Position, SavedPosition, Wake, Waker,
     parse_backend,
 };
 use rampart_store::{BanRecord, RestoreQuery};
@@ -32,7 +31,7 @@ use super::settings::{Change, FilterSettings, RuntimeSettings};
 use crate::engine::{LineFilter, SystemResolver, wall_clock};
 use crate::logread::Encoding;
 
-/// The longest a jail's thread waits for its logs before looking at its state again.
+/// The longest a jail goes without a turn (looking at its state) when nothing happens.
 const IDLE_WAIT: f64 = 30.0;
 
 /// What the control socket sees of a jail.
@@ -63,9 +62,9 @@ pub struct RunningJail {
     pub name: String,
     pub state: Arc<Mutex<JailState>>,
     pub use_increment: bool,
-    stop: Arc<AtomicBool>,
+    /// The jail's id in the reactor, which reads its logs.
+    reader: u64,
     waker: Waker,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningJail {
@@ -461,7 +460,13 @@ impl RunningJail {
             }
         }
 
-        let stop = Arc::new(AtomicBool::new(false));
+        // A journal that gives this jail nothing (a journalmatch for a unit that never
+        // logs, an empty journal) is worth one line, not silence.
+        let quiet_journal_since = lock(&state).journal_matches.is_some().then(Instant::now);
+        // The first read catches up with what the logs already hold: as in fail2ban,
+        // lines older than findtime are dropped then, and only afterwards do far-off
+        // dates count as "now".
+        engine.filter.set_in_operation(false);
         let worker = Worker {
             name: name.clone(),
             engine,
@@ -469,15 +474,17 @@ impl RunningJail {
             source,
             state: Arc::clone(&state),
             shared: Arc::clone(shared),
-            stop: Arc::clone(&stop),
             use_increment,
             resolver: SystemResolver::default(),
             ignore_resolver: rampart_jail::CachingResolver::new(IgnoreResolver, 300.0),
+            dirty: false,
+            caught_up: false,
+            dates: crate::journal::DateTexts::default(),
+            quiet_journal_since,
+            idle: false,
+            next_turn: Instant::now(),
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("jail-{name}"))
-            .spawn(move || worker.run())
-            .context("starting the jail thread")?;
+        let reader = shared.reactor.add(worker);
         shared
             .logger
             .log(INFO, "fail2ban.jail", &format!("Jail '{name}' started"));
@@ -485,25 +492,20 @@ impl RunningJail {
             name,
             state,
             use_increment,
-            stop,
+            reader,
             waker,
-            thread: Some(thread),
         })
     }
 
-    /// Makes the jail's thread look at its pending changes now.
+    /// Makes the reactor give the jail a turn now (to take its pending changes).
     pub fn wake(&self) {
         self.waker.wake();
     }
 
-    /// Stops the thread, flushes the bans from the firewall (they stay in the store)
-    /// and stops the actions.
-    pub fn stop(mut self, shared: &Shared) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.waker.wake();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    /// Takes the jail out of the reactor (positions saved), flushes the bans from the
+    /// firewall (they stay in the store) and stops the actions.
+    pub fn stop(self, shared: &Shared) {
+        shared.reactor.remove(self.reader);
         let (queue, banned, ban_time) = {
             let mut st = lock(&self.state);
             let ban_time = st.jail.config().ban_time;
@@ -668,163 +670,234 @@ pub fn unban_ticket(name: &str, st: &JailState, shared: &Shared, ticket: &Ticket
 /// How long a journal jail may read nothing before it says so (once).
 const QUIET_JOURNAL_NOTICE: Duration = Duration::from_secs(10);
 
-struct Worker {
+/// Lines one turn of a jail reads at most before the reactor moves on to the others.
+pub const TURN_LINES: u64 = 4096;
+/// Time one turn of a jail reads at most (checked every [`TURN_CHECK`] lines).
+pub const TURN_TIME: Duration = Duration::from_millis(5);
+const TURN_CHECK: u64 = 64;
+
+/// A jail's reading side: its log source and filter, driven by the reactor one turn at
+/// a time.
+pub struct Worker {
     name: String,
     engine: LineFilter,
     encoding: Encoding,
     source: Box<dyn LogSource>,
     state: Arc<Mutex<JailState>>,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
     use_increment: bool,
     resolver: SystemResolver,
     ignore_resolver: rampart_jail::CachingResolver<IgnoreResolver>,
+    /// Lines were consumed since the positions were last saved.
+    dirty: bool,
+    /// The first complete read (the catch-up) is done.
+    caught_up: bool,
+    dates: crate::journal::DateTexts,
+    quiet_journal_since: Option<Instant>,
+    /// `set JAIL idle on` as of the last turn: the source is not read.
+    idle: bool,
+    /// When the jail needs a turn whatever its source says: its next unban, the quiet
+    /// journal notice, or a look at its state every [`IDLE_WAIT`].
+    next_turn: Instant,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Worker {
-    fn run(mut self) {
-        let mut dirty = false;
-        // The first read catches up with what the logs already hold: as in fail2ban,
-        // lines older than findtime are dropped then, and only afterwards do far-off
-        // dates count as "now".
-        self.engine.filter.set_in_operation(false);
-        let mut caught_up = false;
-        let mut dates = crate::journal::DateTexts::default();
-        // A journal that gives this jail nothing (a journalmatch for a unit that never
-        // logs, an empty journal) is worth one line, not silence.
-        let mut quiet_journal_since = lock(&self.state)
-            .journal_matches
-            .is_some()
-            .then(std::time::Instant::now);
-        while !self.stop.load(Ordering::SeqCst) {
-            if self.apply_changes() {
-                continue;
-            }
-            let mut failures: Vec<Failure> = Vec::new();
-            let mut lines = 0u64;
-            let mut undecodable = 0u64;
-            let engine = &mut self.engine;
-            let encoding = self.encoding;
-            let resolver = &self.resolver;
-            let stop = &self.stop;
-            let read = self.source.read_available(&mut |line| {
-                let (text, replaced) = encoding.decode(line.bytes);
-                undecodable += u64::from(replaced);
-                lines += 1;
-                let now = wall_clock();
-                let found = match line.time {
-                    // A journal entry: its own time, no date in the text.
-                    Some(time) => engine.filter.process_dated_line(
-                        dates.text(engine, time),
-                        &text,
-                        crate::journal::epoch(time),
-                        now,
-                        resolver,
-                    ),
-                    None => engine.process(&text, now, resolver),
-                };
-                failures.extend(
-                    found
-                        .into_iter()
-                        .filter(|f| f.id.is_some() && !f.is_nofail()),
-                );
-                if stop.load(Ordering::Relaxed) {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            });
-            match read {
-                Ok(stats) => {
-                    for notice in stats.notices {
-                        self.shared.logger.log(
-                            INFO,
-                            "fail2ban.filter",
-                            &format!("[{}] {notice}", self.name),
-                        );
-                    }
-                    dirty |= stats.lines > 0;
-                }
-                Err(e) => self.shared.logger.log(
-                    ERROR,
-                    "fail2ban.filter",
-                    &format!("[{}] reading the logs failed: {e}", self.name),
-                ),
-            }
-            if !caught_up {
-                caught_up = true;
-                self.engine.filter.set_in_operation(true);
-            }
-            if let Some(since) = quiet_journal_since {
-                if lines > 0 {
-                    quiet_journal_since = None;
-                } else if since.elapsed() >= QUIET_JOURNAL_NOTICE {
-                    quiet_journal_since = None;
-                    self.shared.logger.log(
-                        WARNING,
-                        "fail2ban.filtersystemd",
-                        &format!(
-                            "[{}] no journal entry has matched this jail's journalmatch \
-                             since it started ({} s)",
-                            self.name,
-                            QUIET_JOURNAL_NOTICE.as_secs()
-                        ),
-                    );
-                }
-            }
-            for notice in self.engine.filter.take_notices() {
-                let (level, text) = describe(&notice);
-                self.shared.logger.log(
-                    level,
-                    "fail2ban.filter",
-                    &format!("[{}] {text}", self.name),
-                );
-            }
-            let now = wall_clock();
-            {
-                let state = Arc::clone(&self.state);
-                let mut st = lock(&state);
-                st.lines_total += lines;
-                st.undecodable += undecodable;
-                for failure in &failures {
-                    self.on_failure(&mut st, failure, now);
-                }
-                for ticket in st.jail.tick(now) {
-                    unban_ticket(&self.name, &st, &self.shared, &ticket);
-                }
-                st.files = self
-                    .source
-                    .positions()
-                    .iter()
-                    .filter_map(|p| match p {
-                        Position::File(f) => Some(f.path.to_string_lossy().into_owned()),
-                        _ => None,
-                    })
-                    .collect();
-            }
-            // After every read that consumed lines, as fail2ban does, so that a crash
-            // re-reads nothing. A read takes what is there, so under a flood this is
-            // one small write per batch, not per line.
-            if dirty {
-                self.save_positions();
-                dirty = false;
-            }
-            let next = lock(&self.state).jail.next_unban_at();
-            // Log changes and commands wake the thread; with no unban due it sleeps
-            // long, so that ninety idle jails cost next to nothing.
-            let mut timeout = next.map_or(IDLE_WAIT, |t| (t - wall_clock()).clamp(0.01, IDLE_WAIT));
-            if let Some(since) = quiet_journal_since {
-                let due = QUIET_JOURNAL_NOTICE.saturating_sub(since.elapsed());
-                timeout = timeout.min(due.as_secs_f64().max(0.01));
-            }
-            if let Err(e) = self.source.wait(Duration::from_secs_f64(timeout)) {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// See [`Worker::next_turn`](Worker#structfield.next_turn).
+    pub fn next_turn(&self) -> Instant {
+        self.next_turn
+    }
+
+    /// When the source must be polled whatever its descriptors say; none while idle
+    /// (its news wait until the jail reads again).
+    pub fn source_deadline(&self) -> Option<Instant> {
+        if self.idle {
+            None
+        } else {
+            self.source.poll_deadline()
+        }
+    }
+
+    pub fn source_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.source.poll_fds()
+    }
+
+    /// Polls the source (its descriptors were readable, or its deadline came): whether
+    /// a turn is due. A failure is logged; the caller leaves the source alone a while.
+    pub fn poll_source(&mut self) -> Result<bool, ()> {
+        match self.source.poll() {
+            Ok(Wake::Woken) => Ok(true),
+            Ok(Wake::Ready) => Ok(!self.idle),
+            Ok(Wake::Timeout) => Ok(false),
+            Err(e) => {
                 self.shared
                     .logger
                     .log(ERROR, "fail2ban.filter", &format!("[{}] {e}", self.name));
-                std::thread::sleep(Duration::from_millis(500));
+                Err(())
             }
         }
+    }
+
+    /// The jail leaves the reactor.
+    pub fn finish(&mut self) {
         self.save_positions();
+    }
+
+    /// One turn: the changes queued by the control socket, then (unless idle) the lines
+    /// available, up to [`TURN_LINES`] or [`TURN_TIME`], their failures and bans, the
+    /// unbans that are due, the positions. True when the read stopped at that bound
+    /// with lines left: the reactor comes back once the other jails had their turn.
+    pub fn turn(&mut self) -> bool {
+        let more = if self.apply_changes() {
+            false
+        } else {
+            self.read()
+        };
+        let now = wall_clock();
+        {
+            let state = Arc::clone(&self.state);
+            let mut st = lock(&state);
+            for ticket in st.jail.tick(now) {
+                unban_ticket(&self.name, &st, &self.shared, &ticket);
+            }
+            let next = st.jail.next_unban_at();
+            // With no unban due the jail waits long: log changes and commands reach it
+            // through its source's descriptors, so that ninety idle jails cost nothing.
+            let wait = next.map_or(IDLE_WAIT, |t| (t - wall_clock()).clamp(0.01, IDLE_WAIT));
+            let mut at = Instant::now() + Duration::from_secs_f64(wait);
+            if let Some(since) = self.quiet_journal_since {
+                at = at.min(since + QUIET_JOURNAL_NOTICE);
+            }
+            self.next_turn = at;
+        }
+        more
+    }
+
+    /// Reads what the source has (bounded), counts failures, saves positions.
+    fn read(&mut self) -> bool {
+        let mut failures: Vec<Failure> = Vec::new();
+        let mut lines = 0u64;
+        let mut undecodable = 0u64;
+        let mut more = false;
+        let started = Instant::now();
+        let engine = &mut self.engine;
+        let encoding = self.encoding;
+        let resolver = &self.resolver;
+        let dates = &mut self.dates;
+        let read = self.source.read_available(&mut |line| {
+            let (text, replaced) = encoding.decode(line.bytes);
+            undecodable += u64::from(replaced);
+            lines += 1;
+            let now = wall_clock();
+            let found = match line.time {
+                // A journal entry: its own time, no date in the text.
+                Some(time) => engine.filter.process_dated_line(
+                    dates.text(engine, time),
+                    &text,
+                    crate::journal::epoch(time),
+                    now,
+                    resolver,
+                ),
+                None => engine.process(&text, now, resolver),
+            };
+            failures.extend(
+                found
+                    .into_iter()
+                    .filter(|f| f.id.is_some() && !f.is_nofail()),
+            );
+            // Bounded turns keep one flooded log from starving the other jails.
+            if lines >= TURN_LINES
+                || (lines.is_multiple_of(TURN_CHECK) && started.elapsed() >= TURN_TIME)
+            {
+                more = true;
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        match read {
+            Ok(stats) => {
+                for notice in stats.notices {
+                    self.shared.logger.log(
+                        INFO,
+                        "fail2ban.filter",
+                        &format!("[{}] {notice}", self.name),
+                    );
+                }
+                self.dirty |= stats.lines > 0;
+            }
+            Err(e) => self.shared.logger.log(
+                ERROR,
+                "fail2ban.filter",
+                &format!("[{}] reading the logs failed: {e}", self.name),
+            ),
+        }
+        // The catch-up is one read in fail2ban: it is over when a turn read everything.
+        if !self.caught_up && !more {
+            self.caught_up = true;
+            self.engine.filter.set_in_operation(true);
+        }
+        if let Some(since) = self.quiet_journal_since {
+            if lines > 0 {
+                self.quiet_journal_since = None;
+            } else if since.elapsed() >= QUIET_JOURNAL_NOTICE {
+                self.quiet_journal_since = None;
+                self.shared.logger.log(
+                    WARNING,
+                    "fail2ban.filtersystemd",
+                    &format!(
+                        "[{}] no journal entry has matched this jail's journalmatch \
+                         since it started ({} s)",
+                        self.name,
+                        QUIET_JOURNAL_NOTICE.as_secs()
+                    ),
+                );
+            }
+        }
+        for notice in self.engine.filter.take_notices() {
+            let (level, text) = describe(&notice);
+            self.shared
+                .logger
+                .log(level, "fail2ban.filter", &format!("[{}] {text}", self.name));
+        }
+        let now = wall_clock();
+        {
+            let state = Arc::clone(&self.state);
+            let mut st = lock(&state);
+            st.lines_total += lines;
+            st.undecodable += undecodable;
+            for failure in &failures {
+                self.on_failure(&mut st, failure, now);
+            }
+            st.files = self
+                .source
+                .positions()
+                .iter()
+                .filter_map(|p| match p {
+                    Position::File(f) => Some(f.path.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect();
+        }
+        // After every read that consumed lines, as fail2ban does, so that a crash
+        // re-reads nothing. A read takes what is there (up to a turn's bound), so under
+        // a flood this is one small write per batch, not per line.
+        if self.dirty {
+            self.save_positions();
+            self.dirty = false;
+        }
+        more
     }
 
     fn on_failure(&mut self, st: &mut JailState, failure: &Failure, now: f64) {
@@ -931,8 +1004,8 @@ impl Worker {
 }
 
 impl Worker {
-    /// Applies what the control socket changed; while the jail is idle, waits a little
-    /// (still unbanning on time) and returns true: the caller skips its read.
+    /// Applies what the control socket changed; true while the jail is idle: the turn
+    /// skips its read (unbans still happen on time).
     fn apply_changes(&mut self) -> bool {
         let (changes, idle) = {
             let mut st = lock(&self.state);
@@ -956,18 +1029,8 @@ impl Worker {
                 }
             }
         }
-        if !idle {
-            return false;
-        }
-        let now = wall_clock();
-        {
-            let mut st = lock(&self.state);
-            for ticket in st.jail.tick(now) {
-                unban_ticket(&self.name, &st, &self.shared, &ticket);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        true
+        self.idle = idle;
+        idle
     }
 }
 

@@ -1,12 +1,14 @@
 //! `rampart server`: the daemon.
 //!
-//! One thread per jail follows its logs and decides; one ban-queue thread per jail runs
-//! its actions; the control socket has its own threads; the main thread only starts
-//! things, waits for signals and stops things. See `ARCHITECTURE.md` for the flow.
+//! One thread, the reactor, follows the logs of every jail and decides, a bounded turn
+//! per jail at a time; each jail's ban queue runs its actions on a worker thread that
+//! exists while it has work; the control socket has its own threads; the main thread
+//! only starts things, waits for signals and stops things. See `ARCHITECTURE.md`.
 
 mod control;
 mod jail;
 pub mod log;
+mod reactor;
 mod runtime;
 mod settings;
 
@@ -64,6 +66,8 @@ pub struct Shared {
     pub logger: Arc<Logger>,
     pub store: Arc<Mutex<Option<Store>>>,
     pub jails: Mutex<IndexMap<String, RunningJail>>,
+    /// The thread that reads every jail's logs.
+    pub reactor: reactor::Reactor,
     pub config_dir: PathBuf,
     pub dbfile: String,
     pub dbpurgeage: Mutex<f64>,
@@ -288,6 +292,7 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
         logger: Arc::clone(&logger),
         store: Arc::new(Mutex::new(store)),
         jails: Mutex::new(IndexMap::new()),
+        reactor: reactor::Reactor::start(Arc::clone(&logger))?,
         config_dir: config_dir.clone(),
         dbfile: settings.dbfile.clone(),
         dbpurgeage: Mutex::new(dbpurgeage),
@@ -373,6 +378,7 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
     logger.log(INFO, "fail2ban.server", "Shutdown in progress...");
     control.shutdown();
     stop_jails(&shared);
+    shared.reactor.shutdown();
     if let Ok(mut store) = shared.store.lock()
         && let Some(store) = store.take()
         && let Err(e) = store.close()
