@@ -331,6 +331,9 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
         .with_context(|| format!("writing {}", pidfile.display()))?;
 
     start_jails(&shared, &config);
+    // The jails hold what they need; the whole resolved tree is not kept for the
+    // daemon's lifetime (a reload reads the files again).
+    drop(config);
     shared.unclean_start.store(false, Ordering::SeqCst);
     logger.log(
         INFO,
