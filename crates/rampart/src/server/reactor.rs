@@ -134,11 +134,9 @@ impl Entry {
     /// When the reactor must look at this jail again whatever its descriptors say.
     fn deadline(&self) -> Instant {
         let own = self.worker.next_turn();
-        match (self.backoff, self.worker.source_deadline()) {
-            (Some(at), _) => own.min(at),
-            (None, Some(at)) => own.min(at),
-            (None, None) => own,
-        }
+        self.backoff
+            .or_else(|| self.worker.source_deadline())
+            .map_or(own, |at| own.min(at))
     }
 }
 
