@@ -2,10 +2,10 @@
 //! kills the whole group.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -214,23 +214,16 @@ impl Executor {
                 program: program.clone(),
                 source,
             })?;
-        let stdout = collect(child.stdout.take());
-        let stderr = collect(child.stderr.take());
         let pid = child.id();
-        let (exit, child) = wait_with_timeout(child, timeout);
-        let exit = match exit {
+        let mut watch = Watch::new(&mut child);
+        let exit = match watch.until_exit(&mut child, started + timeout) {
             Some(status) => exit_of(status),
             None => {
                 signal_group(pid, libc::SIGTERM);
-                let (status, child) = match child {
-                    Some(c) => wait_with_timeout(c, self.kill_grace),
-                    None => (None, None),
-                };
-                if status.is_none() {
+                let grace = Instant::now() + self.kill_grace;
+                if watch.until_exit(&mut child, grace).is_none() {
                     signal_group(pid, libc::SIGKILL);
-                    if let Some(mut c) = child {
-                        let _ = c.wait();
-                    }
+                    let _ = child.wait();
                 } else {
                     // The leader is gone; anything it left in its group goes too.
                     signal_group(pid, libc::SIGKILL);
@@ -238,11 +231,11 @@ impl Executor {
                 Exit::TimedOut
             }
         };
-        let deadline = Instant::now() + OUTPUT_GRACE;
+        watch.drain(Instant::now() + OUTPUT_GRACE);
         Ok(Outcome {
             exit,
-            stdout: stdout.finish(deadline),
-            stderr: stderr.finish(deadline),
+            stdout: String::from_utf8_lossy(&watch.stdout.kept).into_owned(),
+            stderr: String::from_utf8_lossy(&watch.stderr.kept).into_owned(),
             elapsed: started.elapsed(),
         })
     }
@@ -256,26 +249,167 @@ fn exit_of(status: ExitStatus) -> Exit {
     }
 }
 
-/// Waits for the child at most `timeout`: returns its status, or gives it back when the
-/// time is up.
-fn wait_with_timeout(mut child: Child, timeout: Duration) -> (Option<ExitStatus>, Option<Child>) {
-    // Poll with growing pauses: most firewall commands end within milliseconds, and
-    // try_wait never blocks, so the child can be handed back for killing.
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_micros(200);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return (Some(status), None),
-            Ok(None) => {}
-            Err(_) => return (None, Some(child)),
+/// One output pipe of the command, read as it fills.
+struct Pipe {
+    fd: Option<OwnedFd>,
+    kept: Vec<u8>,
+}
+
+impl Pipe {
+    fn new(fd: Option<OwnedFd>) -> Pipe {
+        Pipe {
+            fd,
+            kept: Vec::new(),
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return (None, Some(child));
-        }
-        thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
     }
+
+    /// Reads what the pipe holds (poll said it would not block); closes it at its end.
+    fn read(&mut self) {
+        let Some(fd) = self.fd.as_ref() else {
+            return;
+        };
+        let mut buf = [0u8; 8192];
+        match read_fd(fd.as_fd(), &mut buf) {
+            Ok(0) => self.fd = None,
+            Ok(n) => {
+                let room = OUTPUT_LIMIT.saturating_sub(self.kept.len());
+                self.kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => self.fd = None,
+        }
+    }
+}
+
+/// Everything a running command is watched through, on the calling thread: both output
+/// pipes and, where the kernel has them (Linux 5.3), a pidfd that becomes readable when
+/// the command exits, so the end of a command is seen at once and no thread is spent on
+/// it.
+struct Watch {
+    stdout: Pipe,
+    stderr: Pipe,
+    exited: Option<OwnedFd>,
+}
+
+impl Watch {
+    fn new(child: &mut Child) -> Watch {
+        Watch {
+            stdout: Pipe::new(child.stdout.take().map(OwnedFd::from)),
+            stderr: Pipe::new(child.stderr.take().map(OwnedFd::from)),
+            exited: pidfd_open(child.id()),
+        }
+    }
+
+    /// Reads the output until the command exits (its status) or `deadline` passes (None).
+    fn until_exit(&mut self, child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+        // Without a pidfd the exit is looked for between waits that grow from 200 µs.
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            let mut wait = deadline - now;
+            if self.exited.is_none() {
+                wait = wait.min(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            self.poll_once(wait, true);
+        }
+    }
+
+    /// Reads the output until both pipes are closed or `deadline` passes (a process the
+    /// command left in the background may hold them open for long).
+    fn drain(&mut self, deadline: Instant) {
+        while self.stdout.fd.is_some() || self.stderr.fd.is_some() {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            self.poll_once(deadline - now, false);
+        }
+    }
+
+    /// One poll over the open pipes (and the pidfd when `for_exit`), then reads.
+    fn poll_once(&mut self, timeout: Duration, for_exit: bool) {
+        let mut fds = Vec::with_capacity(3);
+        let pipes = [&self.stdout.fd, &self.stderr.fd];
+        for fd in pipes.iter().copied().flatten() {
+            fds.push(pollfd(fd));
+        }
+        if for_exit && let Some(fd) = &self.exited {
+            fds.push(pollfd(fd));
+        }
+        if fds.is_empty() {
+            thread::sleep(timeout);
+            return;
+        }
+        let ready = poll(&mut fds, timeout);
+        if ready.is_err() {
+            // EINTR or a resource shortage: look again after a short pause.
+            thread::sleep(timeout.min(Duration::from_millis(1)));
+            return;
+        }
+        let mut at = 0;
+        for pipe in [&mut self.stdout, &mut self.stderr] {
+            if pipe.fd.is_some() {
+                let revents = fds.get(at).map_or(0, |p| p.revents);
+                at += 1;
+                if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                    pipe.read();
+                }
+            }
+        }
+    }
+}
+
+fn pollfd(fd: &OwnedFd) -> libc::pollfd {
+    libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+#[allow(unsafe_code)]
+fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<()> {
+    let count = libc::nfds_t::try_from(fds.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors"))?;
+    // Round up so that a sub-millisecond remainder does not turn into a busy loop.
+    let millis = libc::c_int::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+    // SAFETY: `fds` is an exclusively borrowed slice of `count` pollfd structs for the
+    // whole call, and its descriptors are owned by the caller's `Watch`, open throughout.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), count, millis) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid, exclusively borrowed buffer of `buf.len()` bytes and `fd`
+    // is an open descriptor for the duration of the call.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// A descriptor that becomes readable when the child `pid` exits; None where the kernel
+/// has no pidfd (before Linux 5.3) or the call fails.
+#[allow(unsafe_code)]
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: pidfd_open(2) takes two integers and returns a new descriptor or -1; the
+    // pid is our own unreaped child, so it cannot name another process.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = libc::c_int::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: `fd` was just returned by the kernel, is open, and nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Sends a signal to a process group.
@@ -291,55 +425,6 @@ fn signal_group(pgid: u32, signal: i32) {
     // pid addresses the process group the child was put in at spawn.
     unsafe {
         libc::kill(-pgid, signal);
-    }
-}
-
-/// An output stream being read in the background.
-struct Collector {
-    kept: Arc<Mutex<Vec<u8>>>,
-    done: Option<mpsc::Receiver<()>>,
-}
-
-fn collect<R: Read + Send + 'static>(pipe: Option<R>) -> Collector {
-    let kept = Arc::new(Mutex::new(Vec::new()));
-    let Some(mut pipe) = pipe else {
-        return Collector { kept, done: None };
-    };
-    let (tx, rx) = mpsc::channel();
-    let buffer = Arc::clone(&kept);
-    let spawned = thread::Builder::new()
-        .name("action-output".to_string())
-        .spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        let mut kept = buffer.lock().unwrap_or_else(|p| p.into_inner());
-                        let room = OUTPUT_LIMIT.saturating_sub(kept.len());
-                        kept.extend_from_slice(&buf[..n.min(room)]);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-            let _ = tx.send(());
-        });
-    Collector {
-        kept,
-        done: spawned.ok().map(|_| rx),
-    }
-}
-
-impl Collector {
-    /// The output so far, once the pipe is closed or at the deadline (a background
-    /// process the command left behind may keep the pipe open for long).
-    fn finish(self, deadline: Instant) -> String {
-        if let Some(done) = self.done {
-            let _ = done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-        }
-        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&kept).into_owned()
     }
 }
 
