@@ -12,6 +12,7 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
 use crate::digest::Algorithm;
 use crate::reader::{FileId, Reader, Tally};
+use crate::scratch;
 use crate::sys::{self, WakeReceiver, WakeSender};
 use crate::{
     Error, FilePosition, LogLine, LogSource, Notice, OpenedAt, Position, ReadStats, Rotation, Wake,
@@ -196,7 +197,6 @@ impl std::fmt::Debug for Watcher {
 struct InotifyWatcher {
     inotify: Inotify,
     directories: HashMap<PathBuf, WatchDescriptor>,
-    buffer: Vec<u8>,
     reported_watch_failure: bool,
 }
 
@@ -217,17 +217,21 @@ impl InotifyWatcher {
         Ok(InotifyWatcher {
             inotify: Inotify::init()?,
             directories: HashMap::new(),
-            // Events are read until none is left, so a small buffer only means more
-            // reads under a burst; jails that sit idle keep the memory.
-            buffer: vec![0u8; 4 * 1024],
             reported_watch_failure: false,
         })
     }
 
     /// Reads the pending events (without blocking) into hints.
     fn take_events(&mut self, hints: &mut Hints) -> io::Result<()> {
+        let mut buffer = scratch::lend();
+        let taken = self.take_events_into(&mut buffer, hints);
+        scratch::give_back(buffer);
+        taken
+    }
+
+    fn take_events_into(&mut self, buffer: &mut [u8], hints: &mut Hints) -> io::Result<()> {
         loop {
-            let events = match self.inotify.read_events(&mut self.buffer) {
+            let events = match self.inotify.read_events(buffer) {
                 Ok(events) => events,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -291,6 +295,8 @@ pub struct FileSource {
     wake_rx: WakeReceiver,
     wake_tx: Arc<WakeSender>,
     notices: Vec<Notice>,
+    /// The read buffer, lent by the reading thread for the time of a read (see
+    /// [`scratch`]); empty in between.
     scratch: Vec<u8>,
     next_sweep: Instant,
     rescan_due: bool,
@@ -338,9 +344,7 @@ impl FileSource {
         let mut source = FileSource {
             patterns,
             files: BTreeMap::new(),
-            // One per jail: reads of this size keep a catch-up cheap in system calls
-            // without every idle jail holding a large buffer.
-            scratch: vec![0u8; 16 * 1024],
+            scratch: Vec::new(),
             next_sweep: Instant::now() + options.sweep_interval,
             options,
             watcher,
@@ -1076,8 +1080,9 @@ fn expand(pattern: &PatternState) -> Vec<PathBuf> {
     }
 }
 
-impl LogSource for FileSource {
-    fn read_available(
+impl FileSource {
+    /// [`LogSource::read_available`] with the read buffer lent.
+    fn read_lent(
         &mut self,
         sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
     ) -> Result<ReadStats, Error> {
@@ -1158,6 +1163,18 @@ impl LogSource for FileSource {
             }
         }
         Ok(self.stats(tally))
+    }
+}
+
+impl LogSource for FileSource {
+    fn read_available(
+        &mut self,
+        sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,
+    ) -> Result<ReadStats, Error> {
+        self.scratch = scratch::lend();
+        let read = self.read_lent(sink);
+        scratch::give_back(std::mem::take(&mut self.scratch));
+        read
     }
 
     fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {

@@ -51,6 +51,7 @@
 mod digest;
 mod file;
 mod reader;
+mod scratch;
 mod sys;
 
 use std::fmt;
