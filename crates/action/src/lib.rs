@@ -36,6 +36,6 @@ pub use command::{ActionContext, CommandAction, Repair};
 pub use error::ActionError;
 pub use event::{Event, EventKind, EventSink, Level, channel_events, discard_events};
 pub use exec::{Executor, Exit, Outcome, ShellScript, SpawnError};
-pub use queue::{BanQueue, JailAction, Job, QueueClosed};
+pub use queue::{BanQueue, IDLE_END, JailAction, Job, QueueClosed, QueueStarter};
 pub use subst::SubstError;
 pub use ticket::{Family, Hostnames, NoLookups, TagSource, Ticket};

@@ -108,7 +108,7 @@ pub struct QueueClosed {
 /// How long a worker with nothing to do waits for more before it ends and parks the
 /// actions: long enough that a burst of bans (or bans and their unbans) is served by one
 /// thread, short enough that ninety idle jails hold no thread at all.
-const IDLE_END: Duration = Duration::from_secs(2);
+pub const IDLE_END: Duration = Duration::from_secs(2);
 
 /// A jail's queue, and its worker thread while it has work.
 ///
@@ -179,6 +179,22 @@ impl BanQueue {
         events: EventSink,
         idle_end: Duration,
     ) -> io::Result<BanQueue> {
+        let queue = BanQueue::deferred(jail, actions, events, idle_end);
+        // The actions' start is the first work: it runs now, not with the first ban.
+        spawn_worker(&queue.shared, &mut lock(&queue.shared.state))?;
+        Ok(queue)
+    }
+
+    /// A queue whose actions are not started yet: the first job starts them, or
+    /// [`QueueStarter::start_here`] does. A daemon starting many jails at once makes
+    /// them all read their logs first, then starts their actions a few at a time
+    /// rather than in one worker thread (and a burst of shells) per jail.
+    pub fn deferred(
+        jail: impl Into<String>,
+        actions: Vec<Box<dyn JailAction>>,
+        events: EventSink,
+        idle_end: Duration,
+    ) -> BanQueue {
         let jail = jail.into();
         let worker = Worker {
             jail: jail.clone(),
@@ -199,9 +215,14 @@ impl BanQueue {
             }),
             changed: Condvar::new(),
         });
-        // The actions' start is the first work: it runs now, not with the first ban.
-        spawn_worker(&shared, &mut lock(&shared.state))?;
-        Ok(BanQueue { jail, shared })
+        BanQueue { jail, shared }
+    }
+
+    /// What starts the actions of a [`BanQueue::deferred`] queue, on whichever thread.
+    pub fn starter(&self) -> QueueStarter {
+        QueueStarter {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     pub fn jail(&self) -> &str {
@@ -278,7 +299,7 @@ impl BanQueue {
     /// worker running, the calling thread runs the queue itself rather than spawning
     /// one only to wait for it.
     pub fn stop(self, banned: Vec<Ticket>) {
-        let thread = {
+        let (thread, run_here) = {
             let mut st = lock(&self.shared.state);
             if st.closed {
                 return;
@@ -286,17 +307,37 @@ impl BanQueue {
             st.messages.push_back(Message::Job(Job::Stop(banned)));
             if st.running {
                 self.shared.changed.notify_all();
-                st.thread.take()
+                (st.thread.take(), false)
             } else {
                 st.running = true;
-                None
+                (None, true)
             }
         };
-        match thread {
-            Some(thread) => {
-                let _ = thread.join();
+        if run_here {
+            work(&self.shared, self.shared.idle_end);
+        } else if let Some(thread) = thread {
+            let _ = thread.join();
+        } else {
+            // A starter thread runs the queue and takes the stop in turn; should it park
+            // the actions first, the stop runs here.
+            let mut st = lock(&self.shared.state);
+            loop {
+                if st.closed {
+                    return;
+                }
+                if !st.running {
+                    st.running = true;
+                    drop(st);
+                    work(&self.shared, self.shared.idle_end);
+                    return;
+                }
+                st = self
+                    .shared
+                    .changed
+                    .wait_timeout(st, Duration::from_millis(100))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
-            None => work(&self.shared),
         }
     }
 }
@@ -308,6 +349,36 @@ impl Drop for BanQueue {
     }
 }
 
+/// Starts the actions of a deferred queue (see [`BanQueue::starter`]).
+pub struct QueueStarter {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for QueueStarter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueStarter")
+            .field("jail", &self.shared.jail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueueStarter {
+    /// Starts the actions on the calling thread, with whatever jobs came meanwhile,
+    /// and returns when the queue is empty; nothing when a worker has the actions or
+    /// they have started already.
+    pub fn start_here(&self) {
+        {
+            let mut st = lock(&self.shared.state);
+            let pending = st.parked.as_ref().is_some_and(|w| !w.started);
+            if st.closed || st.running || !pending {
+                return;
+            }
+            st.running = true;
+        }
+        work(&self.shared, Duration::ZERO);
+    }
+}
+
 /// Spawns the worker thread; the caller holds the lock and no worker runs.
 fn spawn_worker(shared: &Arc<Shared>, st: &mut State) -> io::Result<()> {
     // The previous worker has parked the actions and is returning: its handle is only
@@ -316,7 +387,7 @@ fn spawn_worker(shared: &Arc<Shared>, st: &mut State) -> io::Result<()> {
     let for_thread = Arc::clone(shared);
     let spawned = thread::Builder::new()
         .name(format!("actions-{}", shared.jail))
-        .spawn(move || work(&for_thread));
+        .spawn(move || work(&for_thread, for_thread.idle_end));
     match spawned {
         Ok(handle) => {
             st.running = true;
@@ -353,8 +424,8 @@ fn answer_barriers(messages: &mut VecDeque<Message>) {
 }
 
 /// A worker's life: take the actions, start them the first time, run rounds of
-/// messages until none comes for the idle time, park the actions.
-fn work(shared: &Shared) {
+/// messages until none comes for `linger`, park the actions.
+fn work(shared: &Shared, linger: Duration) {
     let mut guard = Unwinding(shared, true);
     let parked = {
         let mut st = lock(&shared.state);
@@ -386,7 +457,7 @@ fn work(shared: &Shared) {
                 }
                 let (next, waited) = shared
                     .changed
-                    .wait_timeout(st, shared.idle_end)
+                    .wait_timeout(st, linger)
                     .unwrap_or_else(PoisonError::into_inner);
                 st = next;
                 if waited.timed_out() && st.messages.is_empty() {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rampart_action::{
-    ActionError, BanQueue, CommandAction, EventKind, Executor, JailAction, Job, Ticket,
+    ActionError, BanQueue, CommandAction, EventKind, Executor, IDLE_END, JailAction, Job, Ticket,
 };
 use rampart_config::Value;
 
@@ -283,4 +283,71 @@ fn the_worker_ends_when_idle_and_the_next_job_brings_one_back() {
             "a stop"
         ]
     );
+}
+
+#[test]
+fn a_deferred_queue_starts_its_actions_once_on_the_starter_or_at_the_first_ban() {
+    let dir = TempDir::new("queue-deferred");
+    let events = Recorder::default();
+    let idle = Duration::from_millis(100);
+
+    // Nothing runs until the starter does, on the calling thread.
+    let queue = BanQueue::deferred(
+        "j",
+        vec![Box::new(logging_action("a", &dir, &events, &[]))],
+        events.sink(),
+        idle,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(lines(&dir).is_empty(), "{:?}", lines(&dir));
+    queue.starter().start_here();
+    assert_eq!(lines(&dir), ["a start"]);
+    queue.starter().start_here();
+    queue.ban(Ticket::new("192.0.2.1")).unwrap();
+    assert!(queue.wait_idle(Duration::from_secs(10)));
+    queue.stop(Vec::new());
+    assert_eq!(lines(&dir), ["a start", "a ban 192.0.2.1", "a stop"]);
+
+    // A ban before the starter's turn starts the actions on a worker; the starter then
+    // finds nothing to do.
+    let dir = TempDir::new("queue-deferred-ban");
+    let queue = BanQueue::deferred(
+        "j",
+        vec![Box::new(logging_action("b", &dir, &events, &[]))],
+        events.sink(),
+        idle,
+    );
+    queue.ban(Ticket::new("192.0.2.2")).unwrap();
+    assert!(queue.wait_idle(Duration::from_secs(10)));
+    queue.starter().start_here();
+    queue.stop(Vec::new());
+    assert_eq!(lines(&dir), ["b start", "b ban 192.0.2.2", "b stop"]);
+}
+
+#[test]
+fn a_stop_waits_for_the_starter_thread_that_holds_the_actions() {
+    let (open, gate) = mpsc::channel();
+    let action = Batches {
+        gate,
+        sizes: Arc::new(Mutex::new(Vec::new())),
+    };
+    let events = Recorder::default();
+    let queue = BanQueue::deferred("j", vec![Box::new(action)], events.sink(), IDLE_END);
+    let starter = queue.starter();
+    let starting = std::thread::spawn(move || starter.start_here());
+    // The starter is inside the action's start; the stop has to wait for it.
+    std::thread::sleep(Duration::from_millis(100));
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        open.send(()).unwrap();
+    });
+    let asked = Instant::now();
+    queue.stop(Vec::new());
+    assert!(
+        asked.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        asked.elapsed()
+    );
+    starting.join().unwrap();
+    opener.join().unwrap();
 }

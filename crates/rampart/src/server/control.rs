@@ -378,6 +378,7 @@ fn start_jail(shared: &Arc<Shared>, name: &str) -> Result<(), PyException> {
     }
     let running = super::jail::RunningJail::start(jail, shared)
         .map_err(|e| PyException::failed(format!("{e:#}")))?;
+    super::start_actions(shared, running.action_starter().into_iter().collect());
     if let Ok(mut jails) = shared.jails.lock() {
         jails.insert(name.to_string(), running);
     }

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use rampart_action::{ActionContext, BanQueue, CommandAction, Family, JailAction};
+use rampart_action::{
+    ActionContext, BanQueue, CommandAction, Family, IDLE_END, JailAction, QueueStarter,
+};
 use rampart_config::Value as ConfigValue;
 use rampart_filter::{AddrHint, Failure, FailureId, Filter, FilterSpec, Mode, UseDns};
 use rampart_jail::{BanOutcome, IgnoreCheck, JailConfig, PriorBans, Ticket};
@@ -364,8 +366,8 @@ impl RunningJail {
                 ),
             }
         }
-        let queue = BanQueue::start(name.clone(), actions, ctx.events.clone())
-            .with_context(|| format!("starting the actions of jail {name}"))?;
+        // The actions start once the jail reads its log (see `start_actions`).
+        let queue = BanQueue::deferred(name.clone(), actions, ctx.events.clone(), IDLE_END);
 
         let (source, journal_matches) =
             build_source(config, filter_conf, find_time, shared, &mut |bytes| {
@@ -495,6 +497,11 @@ impl RunningJail {
             reader,
             waker,
         })
+    }
+
+    /// What starts the jail's actions (unless a ban has started them already).
+    pub fn action_starter(&self) -> Option<QueueStarter> {
+        lock(&self.state).queue.as_ref().map(BanQueue::starter)
     }
 
     /// Makes the reactor give the jail a turn now (to take its pending changes).
