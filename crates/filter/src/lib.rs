@@ -314,6 +314,19 @@ impl Filter {
         })
     }
 
+    /// Drops the regexes' engines and prefilters (built again by the next line), keeping
+    /// what the filter carries from line to line: for a jail that has been quiet.
+    pub fn release_engines(&mut self) {
+        let r = &mut self.regexes;
+        r.prefregex
+            .iter_mut()
+            .chain(&mut r.failregex)
+            .chain(&mut r.ignoreregex)
+            .for_each(FilterRegex::release_engines);
+        r.fail_prefilter = OnceLock::new();
+        r.ignore_prefilter = OnceLock::new();
+    }
+
     /// Builds every regex's engines now instead of at first need, and reports one that
     /// no engine accepts. Testers call this; a daemon leaves it to the first lines.
     pub fn check(&self) -> Result<(), Error> {
@@ -892,4 +905,47 @@ fn literal_address(text: &str) -> Option<&str> {
         .map_or(text, |t| t.strip_suffix(']').unwrap_or(t));
     let looks_v6 = inner.contains(':') && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
     looks_v6.then_some(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(found: &[Failure]) -> Vec<String> {
+        found
+            .iter()
+            .filter_map(|f| f.id.as_ref().map(ToString::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn released_engines_are_built_again_and_the_line_buffer_survives() {
+        let spec = FilterSpec {
+            prefregex: None,
+            failregex: vec![
+                r"^fail from <HOST>$".to_string(),
+                r"^login (?P<u>\w+)\n.*\nrefused <HOST>$".to_string(),
+            ],
+            ignoreregex: vec![r"from 192\.0\.2\.99".to_string()],
+            maxlines: 3,
+            use_dns: UseDns::No,
+        };
+        let mut filter = Filter::new(&spec, Mode::default()).unwrap();
+        let run = |filter: &mut Filter, line: &str| {
+            ids(&filter.process_line(line, None, 1_000.0, &NoResolver))
+        };
+        assert_eq!(run(&mut filter, "fail from 192.0.2.1"), ["192.0.2.1"]);
+        filter.release_engines();
+        assert_eq!(
+            run(&mut filter, "fail from 192.0.2.99"),
+            Vec::<String>::new()
+        );
+        assert_eq!(run(&mut filter, "login alice"), Vec::<String>::new());
+        filter.release_engines();
+        // The first line of the multi-line match was buffered before the release.
+        assert_eq!(run(&mut filter, "something else"), Vec::<String>::new());
+        assert_eq!(run(&mut filter, "refused 192.0.2.7"), ["192.0.2.7"]);
+        filter.release_engines();
+        assert_eq!(run(&mut filter, "fail from 192.0.2.2"), ["192.0.2.2"]);
+    }
 }

@@ -36,6 +36,10 @@ pub(crate) struct LineSplit {
 impl FilterRegex {
     /// Builds the engines now and reports a pattern none of them accepts (see
     /// [`Regex::check`]).
+    pub(crate) fn release_engines(&mut self) {
+        self.regex.release_engines();
+    }
+
     pub(crate) fn check(&self) -> Result<(), Error> {
         self.regex().check().map_err(|e| Error::Regex {
             regex: self.source().to_string(),

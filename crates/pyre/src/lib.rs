@@ -246,6 +246,17 @@ impl Regex {
         })
     }
 
+    /// Drops the engines built so far; the next search builds them again. A daemon
+    /// gives back the memory of a jail that has seen no line for a while.
+    pub fn release_engines(&mut self) {
+        self.plan = OnceLock::new();
+        self.fancy = OnceLock::new();
+        #[cfg(feature = "pcre2")]
+        {
+            self.pcre = OnceLock::new();
+        }
+    }
+
     /// Builds now what searches would build on first need, and reports a pattern that
     /// no engine accepts (one beyond an engine's limits, which Python's syntax does not
     /// know of). For testers such as `rampart regex`; a daemon lets searches do it.

@@ -36,6 +36,12 @@ use crate::logread::Encoding;
 /// The longest a jail goes without a turn (looking at its state) when nothing happens.
 const IDLE_WAIT: f64 = 30.0;
 
+/// How long a jail keeps its filter's engines (automata, JIT code, caches) after its
+/// last line. Most jails of a server see a line now and then: their engines, built at
+/// the first line, go back after this, and the next line builds them again in a few
+/// milliseconds. A jail under attack keeps them.
+const ENGINES_KEPT: Duration = Duration::from_secs(30);
+
 /// What the control socket sees of a jail.
 #[derive(Debug)]
 pub struct JailState {
@@ -485,6 +491,7 @@ impl RunningJail {
             quiet_journal_since,
             idle: false,
             next_turn: Instant::now(),
+            engines_used: None,
         };
         let reader = shared.reactor.add(worker);
         shared
@@ -706,6 +713,9 @@ pub struct Worker {
     /// When the jail needs a turn whatever its source says: its next unban, the quiet
     /// journal notice, or a look at its state every [`IDLE_WAIT`].
     next_turn: Instant,
+    /// The last line read while the filter's engines may be built; `None` once they
+    /// have been released (see [`ENGINES_KEPT`]).
+    engines_used: Option<Instant>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -721,9 +731,24 @@ impl Worker {
         &self.name
     }
 
-    /// See [`Worker::next_turn`](Worker#structfield.next_turn).
+    /// See [`Worker::next_turn`](Worker#structfield.next_turn); the release of the
+    /// engines is due then too.
     pub fn next_turn(&self) -> Instant {
-        self.next_turn
+        self.engines_used
+            .map_or(self.next_turn, |t| self.next_turn.min(t + ENGINES_KEPT))
+    }
+
+    /// Releases the filter's engines once the jail has been quiet for [`ENGINES_KEPT`];
+    /// true when it did (the caller gives the freed memory back to the system).
+    pub fn release_engines_if_quiet(&mut self, now: Instant) -> bool {
+        match self.engines_used {
+            Some(at) if now >= at + ENGINES_KEPT => {
+                self.engine.filter.release_engines();
+                self.engines_used = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// When the source must be polled whatever its descriptors say; none while idle
@@ -878,6 +903,9 @@ impl Worker {
                 .logger
                 .log(level, "fail2ban.filter", &format!("[{}] {text}", self.name));
         }
+        if lines > 0 {
+            self.engines_used = Some(Instant::now());
+        }
         let now = wall_clock();
         {
             let state = Arc::clone(&self.state);
@@ -1020,7 +1048,11 @@ impl Worker {
         };
         for change in changes {
             match change {
-                Change::Engine(engine) => self.engine = *engine,
+                Change::Engine(engine) => {
+                    // Checked, so built: released in turn once the jail is quiet.
+                    self.engine = *engine;
+                    self.engines_used = Some(Instant::now());
+                }
                 Change::Encoding(encoding) => self.encoding = encoding,
                 Change::AddPath(path) => {
                     if let Err(e) = self.source.add_path(&path) {

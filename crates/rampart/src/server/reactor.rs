@@ -140,6 +140,17 @@ impl Entry {
     }
 }
 
+/// Returns the free pages of the heap to the system: glibc keeps what is freed in the
+/// middle of its heap, so the engines of quiet jails would stay resident otherwise.
+#[allow(unsafe_code)]
+fn give_back_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim(3) only walks the allocator's own free lists, under its lock.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// How late a deadline may be met so that it is met together with an earlier one.
 const COALESCE: Duration = Duration::from_millis(100);
 
@@ -201,6 +212,14 @@ fn run(listener: &WakeListener, inbox: &Mutex<Vec<Command>>, logger: &Logger) {
                 Ok(more) => entry.ready = more,
                 Err(_) => failed.push(at),
             }
+        }
+        let now = Instant::now();
+        let mut released = false;
+        for entry in &mut jails {
+            released |= entry.worker.release_engines_if_quiet(now);
+        }
+        if released {
+            give_back_freed_memory();
         }
         for at in failed.into_iter().rev() {
             let entry = jails.remove(at);
