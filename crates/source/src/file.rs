@@ -1167,6 +1167,14 @@ impl FileSource {
 }
 
 impl LogSource for FileSource {
+    fn skip_older_than(
+        &mut self,
+        not_before: f64,
+        line_time: &mut dyn FnMut(&[u8]) -> Option<f64>,
+    ) {
+        self.seek_to_time(not_before, line_time);
+    }
+
     fn read_available(
         &mut self,
         sink: &mut dyn FnMut(LogLine<'_>) -> ControlFlow<()>,

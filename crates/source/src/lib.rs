@@ -327,6 +327,18 @@ pub trait LogSource: Send {
     /// descriptor readable and the next `poll` return [`Wake::Woken`]).
     fn waker(&self) -> Waker;
 
+    /// Before the first read, skips what is older than `not_before` (Unix seconds) where
+    /// the source can find it without reading everything, with `line_time` giving a
+    /// line's time; see [`FileSource::seek_to_time`]. Sources that start at a time of
+    /// their own (the journal) do nothing.
+    fn skip_older_than(
+        &mut self,
+        not_before: f64,
+        line_time: &mut dyn FnMut(&[u8]) -> Option<f64>,
+    ) {
+        let _ = (not_before, line_time);
+    }
+
     /// Where each followed file has got to (the offset after the last line handed out).
     fn positions(&self) -> Vec<Position>;
 

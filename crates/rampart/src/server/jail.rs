@@ -178,15 +178,14 @@ fn lock(state: &Mutex<JailState>) -> MutexGuard<'_, JailState> {
 type BuiltSource = (Box<dyn LogSource>, Option<Vec<Vec<String>>>);
 
 /// The jail's log source, resuming where the store says: files (`logpath` with the
-/// file backends) or the systemd journal (`backend = systemd[...]`). As in fail2ban, a
-/// file read from its beginning or a saved position first skips what is older than
-/// findtime, found by bisection with `line_time` (the jail's own date detection).
+/// file backends) or the systemd journal (`backend = systemd[...]`). The skip of what
+/// is older than findtime (fail2ban's seek to the start time) comes with the jail's
+/// first turn in the reactor, off the start-up's path.
 fn build_source(
     config: &rampart_config::Jail,
     filter: &rampart_config::ResolvedFilter,
     find_time: f64,
     shared: &Arc<Shared>,
-    line_time: &mut dyn FnMut(&[u8]) -> Option<f64>,
 ) -> Result<BuiltSource> {
     let name = config.name.as_str();
     if crate::journal::is_journal_backend(&config.backend) {
@@ -256,9 +255,8 @@ fn build_source(
             offset: u64::try_from(pos.position).unwrap_or(0),
         })
     };
-    let mut source = FileSource::new(&logpaths, source_options, &mut saved)
+    let source = FileSource::new(&logpaths, source_options, &mut saved)
         .with_context(|| format!("log source of jail {name}"))?;
-    source.seek_to_time(wall_clock() - find_time, line_time);
     // On a journal-only machine (Debian 12 and later) a file jail finds nothing: say once
     // what would work.
     let any_file = logpaths
@@ -375,11 +373,7 @@ impl RunningJail {
         // The actions start once the jail reads its log (see `start_actions`).
         let queue = BanQueue::deferred(name.clone(), actions, ctx.events.clone(), IDLE_END);
 
-        let (source, journal_matches) =
-            build_source(config, filter_conf, find_time, shared, &mut |bytes| {
-                let (line, _) = encoding.decode(bytes);
-                engine.line_time(&line, wall_clock())
-            })?;
+        let (source, journal_matches) = build_source(config, filter_conf, find_time, shared)?;
         let waker = source.waker();
 
         let seed = (wall_clock().to_bits() ^ u64::from(std::process::id())) | 1;
@@ -492,6 +486,7 @@ impl RunningJail {
             idle: false,
             next_turn: Instant::now(),
             engines_used: None,
+            skip_before: Some(wall_clock() - find_time),
         };
         let reader = shared.reactor.add(worker);
         shared
@@ -716,6 +711,10 @@ pub struct Worker {
     /// The last line read while the filter's engines may be built; `None` once they
     /// have been released (see [`ENGINES_KEPT`]).
     engines_used: Option<Instant>,
+    /// Until the first read: lines older than this are skipped without being read
+    /// (found by bisection with the jail's own date detection), as fail2ban seeks to
+    /// now - findtime in a log read from its beginning or a saved position.
+    skip_before: Option<f64>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -825,6 +824,12 @@ impl Worker {
         let started = Instant::now();
         let engine = &mut self.engine;
         let encoding = self.encoding;
+        if let Some(not_before) = self.skip_before.take() {
+            self.source.skip_older_than(not_before, &mut |bytes| {
+                let (line, _) = encoding.decode(bytes);
+                engine.line_time(&line, wall_clock())
+            });
+        }
         let resolver = &self.resolver;
         let dates = &mut self.dates;
         let read = self.source.read_available(&mut |line| {
