@@ -289,7 +289,8 @@ struct Hints {
 #[derive(Debug)]
 pub struct FileSource {
     patterns: Vec<PatternState>,
-    files: BTreeMap<PathBuf, Tracked>,
+    /// Boxed: a map node has room for eleven entries, and most jails follow one file.
+    files: BTreeMap<PathBuf, Box<Tracked>>,
     options: FileSourceOptions,
     watcher: Watcher,
     wake_rx: WakeReceiver,
@@ -502,7 +503,7 @@ impl FileSource {
                 tracked.literal |= literal;
                 continue;
             }
-            let mut tracked = Tracked {
+            let mut tracked = Box::new(Tracked {
                 literal,
                 current: None,
                 retired: Vec::new(),
@@ -512,7 +513,7 @@ impl FileSource {
                 ignored: None,
                 unopened: None,
                 seek_allowed: false,
-            };
+            });
             match saved.as_deref_mut() {
                 Some(saved) => self.open_initial(&path, start, &mut tracked, saved),
                 None => {
