@@ -340,6 +340,21 @@ impl DateDetector {
         self.conversion.outcome = None;
     }
 
+    /// Lets go of the engines this detector's templates have built, keeping the
+    /// templates, their order and counters: for a jail that has been quiet. Templates
+    /// are shared by every detector that uses the same pattern, so each detector moves
+    /// to a copy with nothing built, the same copy for all of them (the cache's), and
+    /// the built one is freed once no busy detector holds it.
+    pub fn release_engines(&mut self) {
+        self.reuse = None;
+        for slot in &mut self.slots {
+            slot.region_regexes = Vec::new();
+            if let Some(unbuilt) = unbuilt_shared(&slot.template) {
+                slot.template = unbuilt;
+            }
+        }
+    }
+
     /// What `fail2ban-regex` prints after `Use      datepattern : <pattern> :`: the name of
     /// the first template when there are one or two, else `Default Detectors`.
     pub fn description(&self) -> String {
@@ -884,9 +899,8 @@ fn replace_date_marks(pre_match: &str, with: &str) -> String {
 
 /// Compiles a template, sharing compiled templates across detectors.
 fn compile(spec: Spec) -> Result<Arc<Template>, Error> {
-    static COMPILED: OnceLock<Mutex<HashMap<SpecKey, Arc<Template>>>> = OnceLock::new();
     let key = SpecKey::of(&spec);
-    let cache = COMPILED.get_or_init(|| Mutex::new(HashMap::new()));
+    let cache = compiled_templates();
     if let Ok(map) = cache.lock()
         && let Some(t) = map.get(&key)
     {
@@ -897,6 +911,32 @@ fn compile(spec: Spec) -> Result<Arc<Template>, Error> {
         map.insert(key, Arc::clone(&template));
     }
     Ok(template)
+}
+
+/// The templates compiled so far, by definition: one object per definition and process,
+/// as fail2ban keeps them.
+fn compiled_templates() -> &'static Mutex<HashMap<SpecKey, Arc<Template>>> {
+    static COMPILED: OnceLock<Mutex<HashMap<SpecKey, Arc<Template>>>> = OnceLock::new();
+    COMPILED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// What a detector releasing `template` uses instead: `None` (keep it) when it has
+/// built nothing; else the cache's copy with nothing built, made now if the cache
+/// still holds `template` itself.
+fn unbuilt_shared(template: &Arc<Template>) -> Option<Arc<Template>> {
+    if !template.regex.engines_built() {
+        return None;
+    }
+    let key = SpecKey::of_template(template);
+    let mut map = compiled_templates().lock().ok()?;
+    match map.get(&key) {
+        Some(current) if !Arc::ptr_eq(current, template) => Some(Arc::clone(current)),
+        _ => {
+            let unbuilt = Arc::new(template.unbuilt_copy().ok()?);
+            map.insert(key, Arc::clone(&unbuilt));
+            Some(unbuilt)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -916,6 +956,16 @@ impl SpecKey {
             regex: spec.regex.clone(),
             flags: spec.flags,
             kind: format!("{:?}", spec.kind),
+        }
+    }
+
+    fn of_template(template: &Template) -> SpecKey {
+        SpecKey {
+            name: template.name.clone(),
+            pattern: template.pattern.clone(),
+            regex: template.regex_text.clone(),
+            flags: template.flags,
+            kind: format!("{:?}", template.kind),
         }
     }
 }
@@ -947,23 +997,33 @@ fn shared_weight(key: &str) -> f64 {
 /// not anchored already, then the 17 originals.
 fn default_templates(year_prefixes: &str) -> Result<Vec<(Arc<Template>, f64)>, Error> {
     // Every jail without a datepattern starts from the same list: spelling the 31
-    // templates out again for each would be most of a jail's start-up.
-    type Defaults = Vec<(Arc<Template>, f64)>;
+    // templates out again for each would be most of a jail's start-up. The definitions
+    // are kept and the templates taken from the compiled cache, so that a detector made
+    // after others released their engines gets the copies they share.
+    type Defaults = Vec<(Spec, f64)>;
     static BUILT: OnceLock<Mutex<HashMap<String, Defaults>>> = OnceLock::new();
     let cache = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Ok(map) = cache.lock()
-        && let Some(list) = map.get(year_prefixes)
-    {
-        return Ok(list.clone());
-    }
-    let list = build_default_templates(year_prefixes)?;
-    if let Ok(mut map) = cache.lock() {
-        map.insert(year_prefixes.to_string(), list.clone());
-    }
-    Ok(list)
+    let known = cache
+        .lock()
+        .ok()
+        .and_then(|map| map.get(year_prefixes).cloned());
+    let specs = match known {
+        Some(specs) => specs,
+        None => {
+            let specs = default_specs(year_prefixes)?;
+            if let Ok(mut map) = cache.lock() {
+                map.insert(year_prefixes.to_string(), specs.clone());
+            }
+            specs
+        }
+    };
+    specs
+        .into_iter()
+        .map(|(spec, weight)| Ok((compile(spec)?, weight)))
+        .collect()
 }
 
-fn build_default_templates(year_prefixes: &str) -> Result<Vec<(Arc<Template>, f64)>, Error> {
+fn default_specs(year_prefixes: &str) -> Result<Vec<(Spec, f64)>, Error> {
     let mut copies = Vec::new();
     let mut originals = Vec::new();
     for pattern in DEFAULT_PATTERNS {
@@ -974,9 +1034,9 @@ fn build_default_templates(year_prefixes: &str) -> Result<Vec<(Arc<Template>, f6
                 spec.pattern.as_deref().unwrap_or(&spec.name)
             );
             let copy = template::spec_for(&anchored, &key, year_prefixes)?;
-            copies.push((compile(copy)?, ANCHORED_COPY_WEIGHT));
+            copies.push((copy, ANCHORED_COPY_WEIGHT));
         }
-        originals.push((compile(spec)?, 1.0));
+        originals.push((spec, 1.0));
     }
     copies.extend(originals);
     Ok(copies)
@@ -991,6 +1051,35 @@ mod tests {
     }
 
     const NOW: f64 = 1_124_013_600.0;
+
+    #[test]
+    fn released_detectors_share_one_unbuilt_copy_and_find_the_same_times() {
+        let pattern = "^%Y/%m/%d %H:%M:%S";
+        let line = "2005/08/14 12:00:00 sshd[1]: x";
+        let mut a = DateDetector::new(Some(pattern)).unwrap();
+        let mut b = DateDetector::new(Some(pattern)).unwrap();
+        let first = a.match_time(line, NOW, &cet()).unwrap().time;
+        assert!(first.is_some());
+        assert_eq!(b.match_time(line, NOW, &cet()).unwrap().time, first);
+        let built = Arc::clone(&a.slots[0].template);
+        assert!(Arc::ptr_eq(&built, &b.slots[0].template));
+        assert!(built.regex.engines_built());
+
+        a.release_engines();
+        assert!(!Arc::ptr_eq(&a.slots[0].template, &built));
+        assert!(!a.slots[0].template.regex.engines_built());
+        // The busy detector keeps the built one until it lets go too, then joins `a`.
+        assert!(Arc::ptr_eq(&b.slots[0].template, &built));
+        b.release_engines();
+        assert!(Arc::ptr_eq(&a.slots[0].template, &b.slots[0].template));
+        assert_eq!(Arc::strong_count(&built), 1);
+        // A detector made now starts from the shared copy too.
+        let c = DateDetector::new(Some(pattern)).unwrap();
+        assert!(Arc::ptr_eq(&c.slots[0].template, &a.slots[0].template));
+
+        assert_eq!(a.match_time(line, NOW, &cet()).unwrap().time, first);
+        assert_eq!(a.slots[0].hits, 2, "the counters survive the release");
+    }
 
     /// Lines that share their date text with the line before (so the previous result
     /// is offered for reuse) but differ right after it, where an optional part of the

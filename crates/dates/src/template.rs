@@ -138,6 +138,17 @@ impl Template {
         self.flags & (LINE_BEGIN | LINE_END) != 0
     }
 
+    /// The same template under a new id, with none of its engines built.
+    pub(crate) fn unbuilt_copy(&self) -> Result<Template, Error> {
+        Template::compile(
+            self.name.clone(),
+            self.pattern.clone(),
+            self.regex_text.clone(),
+            self.flags,
+            self.kind,
+        )
+    }
+
     fn compile(
         name: String,
         pattern: Option<String>,

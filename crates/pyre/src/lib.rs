@@ -246,6 +246,15 @@ impl Regex {
         })
     }
 
+    /// Whether a search has built any engine yet (see [`Regex::release_engines`]).
+    pub fn engines_built(&self) -> bool {
+        #[cfg(feature = "pcre2")]
+        if self.pcre.get().is_some() {
+            return true;
+        }
+        self.plan.get().is_some() || self.fancy.get().is_some()
+    }
+
     /// Drops the engines built so far; the next search builds them again. A daemon
     /// gives back the memory of a jail that has seen no line for a while.
     pub fn release_engines(&mut self) {

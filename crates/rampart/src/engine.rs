@@ -20,6 +20,13 @@ pub struct LineFilter {
 }
 
 impl LineFilter {
+    /// Drops the engines the filter and the date detection built (see
+    /// `Filter::release_engines`); the next line builds them again.
+    pub fn release_engines(&mut self) {
+        self.filter.release_engines();
+        self.dates.release_engines();
+    }
+
     /// Combines `filter` with date detection for `datepattern` (`None`: the default
     /// templates); `logtimezone` applies to dates that carry no zone.
     pub fn new(

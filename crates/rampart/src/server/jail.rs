@@ -742,7 +742,7 @@ impl Worker {
     pub fn release_engines_if_quiet(&mut self, now: Instant) -> bool {
         match self.engines_used {
             Some(at) if now >= at + ENGINES_KEPT => {
-                self.engine.filter.release_engines();
+                self.engine.release_engines();
                 self.engines_used = None;
                 true
             }
