@@ -881,7 +881,8 @@ impl Worker {
             ),
         }
         // The catch-up is one read in fail2ban: it is over when a turn read everything.
-        if !self.caught_up && !more {
+        let caught_up_now = !self.caught_up && !more;
+        if caught_up_now {
             self.caught_up = true;
             self.engine.filter.set_in_operation(true);
         }
@@ -909,7 +910,15 @@ impl Worker {
                 .log(level, "fail2ban.filter", &format!("[{}] {text}", self.name));
         }
         if lines > 0 {
-            self.engines_used = Some(Instant::now());
+            // What the catch-up built goes right after it: every jail reads its old lines
+            // at start, and most then stay quiet; a jail whose log goes on builds its
+            // engines again with its next line.
+            let now = Instant::now();
+            self.engines_used = Some(if caught_up_now {
+                now.checked_sub(ENGINES_KEPT).unwrap_or(now)
+            } else {
+                now
+            });
         }
         let now = wall_clock();
         {
