@@ -881,6 +881,27 @@ mod tests {
         assert!(cands.is_empty());
     }
 
+    /// The packed search reports one literal per hit; the literals it skips must still
+    /// be found, whatever their overlaps (checked against plain substring tests).
+    #[test]
+    fn prefilter_agrees_with_substring_search() {
+        let words = ["ab", "b", "aba", "ba", "bab", "abab", "a b", " ab", "bb a"];
+        let regexes: Vec<Regex> = words.iter().map(|w| Regex::new(w).expect("ok")).collect();
+        let refs: Vec<&Regex> = regexes.iter().collect();
+        let pf = Prefilter::new(&refs);
+        let mut cands = Candidates::new();
+        // Short haystacks take the packed searcher's fallback, long ones its SIMD path.
+        let pad = "x".repeat(40);
+        for short in strings(&["a", "b", " "], 6) {
+            for h in [short.clone(), format!("{pad}{short}{pad}")] {
+                pf.candidates(&h, &mut cands);
+                let expected: Vec<usize> =
+                    (0..words.len()).filter(|&i| h.contains(words[i])).collect();
+                assert_eq!(cands.iter().collect::<Vec<_>>(), expected, "{h:?}");
+            }
+        }
+    }
+
     #[test]
     fn groups_are_numbered_as_python() {
         let re = Regex::new(r"(a)(?:b)(?P<n>c)(?P<m>(d))").expect("ok");
