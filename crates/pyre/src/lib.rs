@@ -31,8 +31,10 @@ mod tables;
 use std::fmt;
 use std::sync::OnceLock;
 
+use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::util::primitives::NonMaxUsize;
-use regex_automata::{Input, meta};
+use regex_automata::util::start;
+use regex_automata::{Anchored, Input, meta, nfa::thompson};
 
 pub use literals::{Candidates, Prefilter};
 
@@ -90,6 +92,9 @@ const BACKTRACK_LIMIT: usize = 1_000_000;
 /// tree kept: it is derived again from the pattern for each automaton built.
 struct Linear {
     ascii: OnceLock<Option<meta::Regex>>,
+    /// An anchored DFA for ASCII haystacks, for [`Regex::deciding_prefix`] (built on
+    /// its first call; `None` when the pattern can match elsewhere than at the start).
+    prefix_dfa: OnceLock<Option<dense::DFA<Vec<u32>>>>,
     branches: OnceLock<Option<Branches>>,
     unicode: OnceLock<Option<meta::Regex>>,
     caveats: lower::Caveats,
@@ -374,6 +379,58 @@ impl Regex {
         Some(regex.find(haystack).map(|m| (m.start(), m.end())))
     }
 
+    /// The start of `haystack` that decides every search of this pattern on it, for a
+    /// pattern that can only match at the haystack start: any haystack for which
+    /// [`DecidingPrefix::decides`] holds gets the same answers from every search (the
+    /// same match, the same groups) as `haystack`. The prefix covers at least the first
+    /// `at_least` bytes. `None` when that cannot be told cheaply (a pattern that can
+    /// match further in, a non-ASCII haystack, an automaton too big).
+    ///
+    /// Why this is exact: an anchored DFA that keeps every thread alive (no
+    /// leftmost-first pruning) walks the haystack until no thread is left. Every path of
+    /// every match, and every assertion on it (the automaton reads the byte after a
+    /// position before it decides one there), lies in the bytes read up to there; a
+    /// haystack with the same bytes there has the same paths, so the same winner, what
+    /// comes after them. The automaton is the ASCII one, taken only where the linear
+    /// engine is exact, so the prefix is ASCII (the classes mean there what they mean
+    /// anywhere) and holds no newline (a `$` inside it means what it means in any
+    /// longer haystack); a prefix that needed the haystack's end is the whole haystack.
+    pub fn deciding_prefix(&self, haystack: &str, at_least: usize) -> Option<DecidingPrefix> {
+        let linear = self.linear()?;
+        if !haystack.is_ascii() || !linear.exact_on(haystack) {
+            return None;
+        }
+        let dfa = linear
+            .prefix_dfa
+            .get_or_init(|| build_prefix_dfa(&self.source))
+            .as_ref()?;
+        let bytes = haystack.as_bytes();
+        let mut sid = dfa
+            .start_state(&start::Config::new().anchored(Anchored::Yes))
+            .ok()?;
+        let mut read = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            sid = dfa.next_state(sid, b);
+            if dfa.is_dead_state(sid) {
+                read = Some(i + 1);
+                break;
+            }
+            if dfa.is_quit_state(sid) {
+                return None;
+            }
+        }
+        // Without a dead state the end of the haystack takes part: only the same
+        // haystack is decided the same way.
+        let (len, whole) = match read {
+            Some(n) if n.max(at_least) < bytes.len() => (n.max(at_least), false),
+            _ => (bytes.len(), true),
+        };
+        Some(DecidingPrefix {
+            bytes: bytes[..len].to_vec(),
+            whole,
+        })
+    }
+
     /// Runs `re.search` and, on a match, records every group's span in `locations`.
     ///
     /// Returns false (and leaves `locations` cleared) when there is no match, or when
@@ -609,6 +666,7 @@ fn build_linear(tree: &ast::Node) -> Option<Linear> {
     // The Unicode lowering decides feasibility and the caveats; the automata come later.
     lower::to_hir(tree, &mut caveats, false)?;
     Some(Linear {
+        prefix_dfa: OnceLock::new(),
         branches: OnceLock::new(),
         ascii: OnceLock::new(),
         unicode: OnceLock::new(),
@@ -625,6 +683,56 @@ fn build_meta(hir: &regex_syntax::hir::Hir) -> Option<meta::Regex> {
         )
         .build_from_hir(hir)
         .ok()
+}
+
+/// The anchored DFA of [`Regex::deciding_prefix`]: every thread kept (`All`), small.
+fn build_prefix_dfa(source: &Source) -> Option<dense::DFA<Vec<u32>>> {
+    let hir = lower::to_hir(&source.rewritten()?, &mut lower::Caveats::default(), true)?;
+    if !hir
+        .properties()
+        .look_set_prefix()
+        .contains(regex_syntax::hir::Look::Start)
+    {
+        return None;
+    }
+    let nfa = thompson::Compiler::new()
+        .configure(thompson::Config::new().nfa_size_limit(Some(1 << 20)))
+        .build_from_hir(&hir)
+        .ok()?;
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .match_kind(regex_automata::MatchKind::All)
+                .start_kind(StartKind::Anchored)
+                .dfa_size_limit(Some(PREFIX_DFA_LIMIT))
+                .determinize_size_limit(Some(4 * PREFIX_DFA_LIMIT)),
+        )
+        .build_from_nfa(&nfa)
+        .ok()
+}
+
+/// Bytes a [`Regex::deciding_prefix`] automaton may take (it is built once per pattern,
+/// for date templates, which are shared by every jail).
+const PREFIX_DFA_LIMIT: usize = 64 << 10;
+
+/// A haystack start that decides a pattern's searches (see [`Regex::deciding_prefix`]).
+#[derive(Clone, Debug)]
+pub struct DecidingPrefix {
+    bytes: Vec<u8>,
+    /// The whole haystack: its end took part in the decision.
+    whole: bool,
+}
+
+impl DecidingPrefix {
+    /// Whether the pattern this prefix was taken for (another one it tells nothing
+    /// about) gives on `haystack` what it gave on the haystack of the prefix.
+    pub fn decides(&self, haystack: &str) -> bool {
+        if self.whole {
+            haystack.as_bytes() == self.bytes.as_slice()
+        } else {
+            haystack.as_bytes().starts_with(&self.bytes)
+        }
+    }
 }
 
 /// A set of literals of which any match must contain at least one.
@@ -900,6 +1008,42 @@ mod tests {
                 assert_eq!(cands.iter().collect::<Vec<_>>(), expected, "{h:?}");
             }
         }
+    }
+
+    /// A deciding prefix is taken for what it claims: every haystack it decides gets
+    /// the same groups as the one it was taken from.
+    #[test]
+    fn deciding_prefixes_decide() {
+        let hs = strings(&["a", "b", " ", ":", "\n"], 5);
+        for pattern in [
+            r"^(?:\W{0,2})?(a+)(?::(b))?(?=\b|\W|$)",
+            r"^(a|ab)(b*)$",
+            r"^a\b",
+        ] {
+            let regex = Regex::new(pattern).expect("ok");
+            let mut locs = Locations::new();
+            let mut decided = 0;
+            for a in &hs {
+                let Some(prefix) = regex.deciding_prefix(a, 0) else {
+                    continue;
+                };
+                let found = regex.captures(a, &mut locs);
+                let theirs = found.then(|| spans(&regex, &locs));
+                for b in hs.iter().filter(|b| prefix.decides(b)) {
+                    let found = regex.captures(b, &mut locs);
+                    let ours = found.then(|| spans(&regex, &locs));
+                    assert_eq!(ours, theirs, "{pattern}: {a:?} decides {b:?}");
+                    decided += 1;
+                }
+            }
+            assert!(decided > hs.len(), "{pattern}: prefixes decide too little");
+        }
+        assert!(
+            Regex::new("a")
+                .expect("ok")
+                .deciding_prefix("a", 0)
+                .is_none()
+        );
     }
 
     #[test]
