@@ -18,7 +18,7 @@ mod tags;
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rampart_pyre::{Candidates, Locations, Prefilter};
 
@@ -174,7 +174,7 @@ pub struct Failure {
 impl Failure {
     /// Whether this match is not a failure by itself (`<F-NOFAIL>`, access gained).
     pub fn is_nofail(&self) -> bool {
-        self.data.truthy(keys::NOFAIL)
+        self.data.truthy_k(&keys().nofail)
     }
 }
 
@@ -249,7 +249,6 @@ struct State {
     last_date: Option<f64>,
     locs: Locations,
     buf: String,
-    keys: Keys,
     prefregex_matched: bool,
     ignored_by: Vec<usize>,
     notices: Vec<Notice>,
@@ -304,7 +303,6 @@ impl Filter {
                 last_date: None,
                 locs: Locations::new(),
                 buf: String::new(),
-                keys: Keys::new(),
                 prefregex_matched: false,
                 ignored_by: Vec::new(),
                 notices: Vec::new(),
@@ -620,6 +618,7 @@ fn find_in_buffer(
 ) -> Vec<Failure> {
     let check_all = settings.mode.check_all;
     let multi = settings.maxlines > 1;
+    let k = keys();
     let mut failures = Vec::new();
     let mut buf_valid = true;
 
@@ -663,7 +662,7 @@ fn find_in_buffer(
             return failures;
         }
         let mut groups = pref.groups(buf, &state.locs);
-        if let Some(Value::Text(content)) = groups.pop(keys::CONTENT).filter(Value::is_truthy) {
+        if let Some(Value::Text(content)) = groups.pop(&k.content).filter(Value::is_truthy) {
             state.line_buffer = vec![TupleLine::undated_shared(content)];
             buf_valid = false;
         }
@@ -720,50 +719,43 @@ fn find_in_buffer(
             merged.update(fail);
             fail = merged;
         }
-        let mlfid = fail.text(keys::MLFID).map(str::to_string);
+        let mlfid = match fail.get_k(&k.mlfid) {
+            Some(Value::Text(id)) => Some(Arc::clone(id)),
+            _ => None,
+        };
         match &mlfid {
             Some(id) => {
-                fail = mlfid::merge(
-                    &mut state.mlfid_cache,
-                    id,
-                    fail,
-                    &split.matched,
-                    now,
-                    &state.keys,
-                );
-                if fail.truthy(keys::NOFAIL) && !check_all {
+                fail = mlfid::merge(&mut state.mlfid_cache, id, fail, &split.matched, now, k);
+                if fail.truthy_k(&k.nofail) && !check_all {
+                    state.mlfid_cache.update(id, &fail);
                     return failures;
                 }
             }
             None => {
-                let mut lines = fail.take_lines(keys::MATCHES);
+                let mut lines = fail.take_lines(&k.matches);
                 lines.extend(split.matched.iter().cloned());
-                fail.set(&state.keys.matches, Value::Lines(lines));
+                fail.set(&k.matches, Value::Lines(lines));
             }
         }
-        let mut changed = false;
-        let Ok(ids) = failure_ids(
+        let ids = failure_ids(
             &mut fail,
             mlfid.is_some(),
             raw_default,
             settings.use_dns,
-            &state.keys,
+            k,
             resolver,
-            &mut changed,
-        ) else {
-            continue;
-        };
-        if ids.is_none() {
-            fail.set(&state.keys.mlfpending, Value::Flag);
-            changed = true;
+        );
+        if let Ok(None) = ids {
+            fail.set(&k.mlfpending, Value::Flag);
         }
-        // fail2ban's cache holds the very dictionary it goes on changing; `merge`
-        // stored it as it was then, so only a change since needs storing again.
-        if let Some(id) = &mlfid
-            && changed
-        {
+        // fail2ban's cache holds the very dictionary it goes on changing: it is stored
+        // once, as it is when the failure leaves the filter.
+        if let Some(id) = &mlfid {
             state.mlfid_cache.update(id, &fail);
         }
+        let Ok(ids) = ids else {
+            continue;
+        };
         match ids {
             None => {
                 if !check_all && settings.mode.ignore_pending {
@@ -810,7 +802,6 @@ fn failure_ids(
     use_dns: UseDns,
     k: &Keys,
     resolver: &dyn Resolver,
-    changed: &mut bool,
 ) -> Result<Option<Vec<FailureId>>, ()> {
     let default_hint = if raw_default {
         AddrHint::Raw
@@ -818,23 +809,23 @@ fn failure_ids(
         AddrHint::Any
     };
     let cidr = fail
-        .text(keys::CIDR)
+        .text_k(&k.cidr)
         .filter(|c| !c.is_empty())
         .and_then(|c| c.parse::<u32>().ok());
-    let fid = fail.text(keys::FID).map(str::to_string);
-    let (ip, hint, raw) = if let Some(ip4) = fail.text(keys::IP4) {
+    let fid = fail.text_k(&k.fid).map(str::to_string);
+    let (ip, hint, raw) = if let Some(ip4) = fail.text_k(&k.ip4) {
         (
             ip4.to_string(),
             cidr.map_or(AddrHint::V4, AddrHint::Prefix),
             true,
         )
-    } else if let Some(ip6) = fail.text(keys::IP6) {
+    } else if let Some(ip6) = fail.text_k(&k.ip6) {
         (
             ip6.to_string(),
             cidr.map_or(AddrHint::V6, AddrHint::Prefix),
             true,
         )
-    } else if let Some(dns) = fail.text(keys::DNS) {
+    } else if let Some(dns) = fail.text_k(&k.dns) {
         (dns.to_string(), default_hint, raw_default)
     } else {
         match &fid {
@@ -849,7 +840,6 @@ fn failure_ids(
     match &fid {
         Some(f) if *f != ip => {
             fail.set(&k.ip, Value::Addr(FailureId::parse(&ip, hint)));
-            *changed = true;
             Ok(Some(vec![FailureId::parse(f, default_hint)]))
         }
         _ => Ok(Some(vec![FailureId::parse(&ip, hint)])),

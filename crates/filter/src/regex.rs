@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rampart_pyre::{Flags, Locations, Regex};
 
-use crate::data::{FailData, Value};
+use crate::data::{FailData, Value, intern};
 use crate::lines::{TupleLine, split_lines_python};
 use crate::{Error, UseDns, tags};
 
@@ -59,10 +59,8 @@ impl FilterRegex {
             regex: source.to_string(),
             reason: e.to_string(),
         })?;
-        let mut groups: Vec<(usize, Arc<str>)> = regex
-            .group_names()
-            .map(|(i, n)| (i, Arc::from(n)))
-            .collect();
+        let mut groups: Vec<(usize, Arc<str>)> =
+            regex.group_names().map(|(i, n)| (i, intern(n))).collect();
         groups.sort_by_key(|(i, _)| *i);
         let mut alternates = Vec::new();
         let mut tuples = Vec::new();
@@ -71,9 +69,9 @@ impl FilterRegex {
                 continue;
             }
             if let Some(rest) = name.strip_prefix("alt_") {
-                alternates.push((Arc::clone(name), Arc::from(compound_target(rest).as_str())));
+                alternates.push((Arc::clone(name), intern(&compound_target(rest))));
             } else if let Some(rest) = name.strip_prefix("tuple_") {
-                tuples.push((Arc::clone(name), Arc::from(compound_target(rest).as_str())));
+                tuples.push((Arc::clone(name), intern(&compound_target(rest))));
             }
         }
         alternates.sort();
@@ -188,14 +186,14 @@ impl FilterRegex {
             data.set(name, v);
         }
         for (alt, target) in &self.alternates {
-            let value = data.get(alt).filter(|v| v.is_truthy()).cloned();
-            if let Some(v) = value.filter(|_| !data.truthy(target)) {
+            let value = data.get_k(alt).filter(|v| v.is_truthy()).cloned();
+            if let Some(v) = value.filter(|_| !data.truthy_k(target)) {
                 data.set(target, v);
             }
         }
         for (part, target) in &self.tuples {
-            let part = data.text(part).map(str::to_string);
-            let combined = match data.get(target) {
+            let part = data.text_k(part).map(str::to_string);
+            let combined = match data.get_k(target) {
                 Some(Value::Tuple(items)) => {
                     let mut items = items.clone();
                     items.push(part);
