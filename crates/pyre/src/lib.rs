@@ -185,6 +185,9 @@ fn parse_flags(flags: Flags) -> parse::FlagSet {
 /// (rewritten, lowered), and with which caveats. Worked out at the first search.
 struct Plan {
     linear: Option<Linear>,
+    /// Some(n) when the pattern matches every haystack that is one line (at most a
+    /// final newline) of at least n characters (see [`line_shortcut`]).
+    matches_lines_from: Option<usize>,
 }
 
 /// A compiled Python regular expression.
@@ -275,7 +278,11 @@ impl Regex {
                 .rewritten()
                 .filter(|t| !t.is_fancy())
                 .and_then(|t| build_linear(&t));
-            Plan { linear }
+            let matches_lines_from = self.source.tree().as_ref().and_then(line_shortcut);
+            Plan {
+                linear,
+                matches_lines_from,
+            }
         })
     }
 
@@ -354,6 +361,15 @@ impl Regex {
     /// Whether `re.search(pattern, haystack)` finds a match, or an error when the
     /// backtracking engine gave up on a pathological haystack.
     pub fn try_is_match(&self, haystack: &str) -> Result<bool, MatchError> {
+        if let Some(min) = self.plan().matches_lines_from {
+            let bytes = haystack.as_bytes();
+            // The line is all of the haystack but perhaps a final newline; `min` is 0
+            // or 1, so a byte count tells as well as a character count.
+            let line = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+            if line >= min && line + 1 >= bytes.len() {
+                return Ok(true);
+            }
+        }
         if let Some(regex) = self.linear_engine(haystack) {
             return Ok(regex.is_match(haystack));
         }
@@ -659,6 +675,65 @@ fn flat_branches(node: &ast::Node) -> Vec<ast::Node> {
         },
         _ => vec![node.clone()],
     }
+}
+
+/// Patterns such as a prefregex `^(?:optional parts)*(?P<content>.+)$` match every
+/// one-line haystack: the optional parts can all match nothing at the start, `.+` then
+/// takes the line, and `$` holds at its end. Recognised on the tree as written: a
+/// text-start assertion, items that can each match the empty string without any
+/// condition, a greedy or lazy `.*`/`.+` (no DOTALL, perhaps inside groups), and `$`.
+/// Returns the least number of characters the line needs. Only the "matches" answer
+/// is taken from this; any other haystack goes to the engines (the optional parts
+/// could, say, take a newline).
+fn line_shortcut(tree: &ast::Node) -> Option<usize> {
+    use ast::{Assertion, Node};
+    fn flatten<'a>(node: &'a Node, out: &mut Vec<&'a Node>) {
+        match node {
+            Node::Concat(items) => items.iter().for_each(|i| flatten(i, out)),
+            Node::Group { index: None, sub } if matches!(**sub, Node::Concat(_)) => {
+                flatten(sub, out);
+            }
+            _ => out.push(node),
+        }
+    }
+    fn empty_ok(node: &Node) -> bool {
+        match node {
+            Node::Empty => true,
+            // Possessive and atomic parts do not give back what they took.
+            Node::Repeat {
+                greed: ast::Greed::Possessive,
+                ..
+            } => false,
+            Node::Repeat { min: 0, .. } => true,
+            Node::Repeat { sub, .. } | Node::Group { sub, .. } => empty_ok(sub),
+            Node::Concat(items) => items.iter().all(empty_ok),
+            Node::Alt(items) => items.iter().any(empty_ok),
+            _ => false,
+        }
+    }
+    fn rest_of_line(node: &Node) -> Option<usize> {
+        match node {
+            Node::Group { sub, .. } => rest_of_line(sub),
+            Node::Repeat {
+                min,
+                max: None,
+                greed: ast::Greed::Greedy | ast::Greed::Lazy,
+                sub,
+            } if matches!(**sub, Node::Any { dotall: false }) => usize::try_from(*min).ok(),
+            _ => None,
+        }
+    }
+    let mut items = Vec::new();
+    flatten(tree, &mut items);
+    let (first, rest) = items.split_first()?;
+    let (last, rest) = rest.split_last()?;
+    let (tail, middle) = rest.split_last()?;
+    let anchored = matches!(first, Node::Assert(Assertion::TextStart));
+    let ends = matches!(last, Node::Assert(Assertion::EndOrFinalNewline));
+    if !anchored || !ends || !middle.iter().all(|n| empty_ok(n)) {
+        return None;
+    }
+    rest_of_line(tail).filter(|&m| m <= 1)
 }
 
 fn build_linear(tree: &ast::Node) -> Option<Linear> {
@@ -1044,6 +1119,27 @@ mod tests {
                 .deciding_prefix("a", 0)
                 .is_none()
         );
+    }
+
+    /// The one-line shortcut answers only where the backtracking engine agrees.
+    #[test]
+    fn one_line_shortcut_agrees() {
+        let hs = strings(&["x", " ", "e", ":", "\n"], 5);
+        for (pattern, shortcut) in [
+            (r"^(?P<a>\s*(?:x\s+)?)(?:(?:e|x): )?(?P<c>.+)$", Some(1)),
+            (r"^(?:x)?(?:.*?)$", Some(0)),
+            (r"^(?>\s*).+$", None),
+            (r"^x?.+\Z", None),
+            (r"(?:x)?.+$", None),
+        ] {
+            let regex = Regex::new(pattern).expect("ok");
+            assert_eq!(regex.plan().matches_lines_from, shortcut, "{pattern}");
+            let fancy = regex.fancy().expect("fancy compiles");
+            for h in &hs {
+                let expected = fancy.is_match(h).expect("no limit");
+                assert_eq!(regex.is_match(h), expected, "{pattern} on {h:?}");
+            }
+        }
     }
 
     #[test]
