@@ -454,20 +454,28 @@ impl DateDetector {
                 Err(Failure::Fatal(what)) => Some(DateError::LineFailed(what)),
             },
         };
-        if template.reusable
-            && let Some(Some(span)) = template.regex.find_linear(line)
-        {
-            let window_end = (span.1 + REUSE_MARGIN).min(line.len());
-            self.reuse = Some(Reuse {
-                index: current,
-                template: template.id,
-                now: now.to_bits(),
-                zone: local.id(),
-                span,
-                window: line.as_bytes()[..window_end].to_vec(),
-                prefix: template.regex.deciding_prefix(line, window_end),
-                result: result.clone(),
-            });
+        if template.reusable {
+            // The capture search above found the same leftmost match the linear engine
+            // would (anchored templates search the whole line).
+            let window_end = (end + REUSE_MARGIN).min(line.len());
+            let prefix = template.regex.deciding_prefix(line, window_end);
+            let span = match prefix {
+                Some(_) => Some(Some((start, end))),
+                None => template.regex.find_linear(line),
+            };
+            if let Some(Some(span)) = span {
+                let window_end = (span.1 + REUSE_MARGIN).min(line.len());
+                self.reuse = Some(Reuse {
+                    index: current,
+                    template: template.id,
+                    now: now.to_bits(),
+                    zone: local.id(),
+                    span,
+                    window: line.as_bytes()[..window_end].to_vec(),
+                    prefix,
+                    result: result.clone(),
+                });
+            }
         }
         Some(result)
     }

@@ -128,6 +128,14 @@ impl FailData {
         }
     }
 
+    /// A copy of this updated with `other`, allocated once for both.
+    pub(crate) fn updated_with(&self, other: FailData) -> FailData {
+        let mut merged = FailData::with_capacity(self.entries.len() + other.entries.len());
+        merged.entries.extend(self.entries.iter().cloned());
+        merged.update(other);
+        merged
+    }
+
     /// `dict.update((k, v) for k, v in other.items() if v is not None)`.
     pub(crate) fn update_set_only(&mut self, other: FailData) {
         for (k, v) in other.entries {

@@ -24,6 +24,7 @@ use rampart_pyre::{Candidates, Locations, Prefilter};
 
 pub use addr::{AddrHint, FailureId};
 pub use data::{FailData, Value};
+use lines::LineRef;
 pub use lines::TupleLine;
 
 use data::{Keys, keys};
@@ -208,6 +209,13 @@ struct Regexes {
 }
 
 impl Regexes {
+    /// fail2ban runs the ignoreregexes before the failregexes when there are far
+    /// fewer of them.
+    fn ignore_first(&self) -> bool {
+        !self.ignoreregex.is_empty()
+            && (self.ignoreregex.len() as isize) < (self.failregex.len() as isize) - 2
+    }
+
     fn fail_prefilter(&self) -> &Prefilter {
         self.fail_prefilter
             .get_or_init(|| prefilter_of(&self.failregex))
@@ -391,7 +399,7 @@ impl Filter {
         let mut time = None;
         match date {
             Some(span) => {
-                tuple = TupleLine::new(line, span.start, span.end);
+                tuple = LineRef::split(line, span.start, span.end);
                 if span.start < span.end {
                     match span.time {
                         Some(t) => {
@@ -405,19 +413,20 @@ impl Filter {
                         }),
                     }
                 } else if state.recent_last_date(now) {
-                    tuple = TupleLine::with_date_prefix(&state.last_time_text, line);
+                    tuple =
+                        LineRef::Owned(TupleLine::with_date_prefix(&state.last_time_text, line));
                     time = state.last_date;
                 } else {
                     time = Some(now);
                 }
             }
-            None => tuple = TupleLine::undated(line),
+            None => tuple = LineRef::split(line, 0, 0),
         }
         let mut no_date = false;
         if time.is_none() {
             no_date = true;
             if state.recent_last_date(now) {
-                tuple = TupleLine::with_date_prefix(&state.last_time_text, line);
+                tuple = LineRef::Owned(TupleLine::with_date_prefix(&state.last_time_text, line));
                 time = state.last_date;
             } else if self.settings.mode.check_find_time && self.settings.in_operation {
                 time = Some(now);
@@ -452,7 +461,7 @@ impl Filter {
         resolver: &dyn Resolver,
     ) -> Vec<Failure> {
         let state = &mut self.state;
-        let tuple = TupleLine::with_date_prefix(date_text, line);
+        let tuple = LineRef::Owned(TupleLine::with_date_prefix(date_text, line));
         state.last_time_text.clear();
         state.last_time_text.push_str(date_text);
         state.last_date = Some(time);
@@ -566,7 +575,7 @@ fn find_failure(
     regexes: &Regexes,
     settings: &Settings,
     state: &mut State,
-    tuple: TupleLine,
+    line: LineRef,
     date: Option<f64>,
     no_date: bool,
     now: f64,
@@ -576,6 +585,40 @@ fn find_failure(
     let multi = settings.maxlines > 1;
     let raw_default = settings.use_dns == UseDns::Raw || settings.mode.raw_hosts;
 
+    let mut buf = std::mem::take(&mut state.buf);
+    let mut candidates_valid = false;
+    if let Some(pref) = &regexes.prefregex
+        && !multi
+        && !regexes.ignore_first()
+    {
+        // The failregexes see the prefregex's content, a part of this line: when no
+        // failregex's literals occur in the whole line, none can match, and all that
+        // is left to know is whether the prefregex matches (a cheap question instead
+        // of a capture search), with nothing of the line kept. With several lines
+        // buffered the content also replaces the buffer, so there the full path
+        // always runs. Candidates found on a text stay valid (a superset) for any
+        // part of it, which is all a single line's buffer ever becomes.
+        line.text_into(&mut buf);
+        regexes
+            .fail_prefilter()
+            .candidates(&buf, &mut state.fail_candidates);
+        if state.fail_candidates.is_empty() {
+            state.line_buffer.clear();
+            state.prefregex_matched = match pref.regex().try_is_match(&buf) {
+                Ok(matched) => matched,
+                Err(_) => {
+                    state.notices.push(Notice::RegexGaveUp {
+                        regex: pref.source().to_string(),
+                    });
+                    false
+                }
+            };
+            state.buf = buf;
+            return Vec::new();
+        }
+        candidates_valid = true;
+    }
+    let tuple = line.into_tuple();
     if multi {
         state.line_buffer.push(tuple);
         let excess = state.line_buffer.len().saturating_sub(settings.maxlines);
@@ -585,14 +628,16 @@ fn find_failure(
         state.line_buffer.push(tuple);
     }
     let org: Vec<TupleLine> = state.line_buffer.clone();
-    let mut buf = std::mem::take(&mut state.buf);
-    lines::join_into(&org, &mut buf);
+    if !candidates_valid {
+        lines::join_into(&org, &mut buf);
+    }
     let failures = find_in_buffer(
         regexes,
         settings,
         state,
         &org,
         &mut buf,
+        candidates_valid,
         date,
         no_date,
         now,
@@ -610,6 +655,7 @@ fn find_in_buffer(
     state: &mut State,
     org: &[TupleLine],
     buf: &mut String,
+    mut candidates_valid: bool,
     date: Option<f64>,
     no_date: bool,
     now: f64,
@@ -622,40 +668,12 @@ fn find_in_buffer(
     let mut failures = Vec::new();
     let mut buf_valid = true;
 
-    let ignore_first = !regexes.ignoreregex.is_empty()
-        && (regexes.ignoreregex.len() as isize) < (regexes.failregex.len() as isize) - 2;
-    if ignore_first && state.ignore_line(regexes, settings, buf, org, None) {
+    if regexes.ignore_first() && state.ignore_line(regexes, settings, buf, org, None) {
         return failures;
     }
 
-    // Candidates found on a text stay valid (a superset) for any part of it, which is
-    // all a single line's buffer ever becomes; several lines can change more.
-    let mut candidates_valid = false;
     let mut pre_groups: Option<FailData> = None;
     if let Some(pref) = &regexes.prefregex {
-        if !multi {
-            // The failregexes see the prefregex's content, a part of this line: when no
-            // failregex's literals occur in the whole line, none can match, and all
-            // that is left to know is whether the prefregex matches (a cheap DFA
-            // question instead of a capture search). With several lines buffered the
-            // content also replaces the buffer, so there the full path always runs.
-            regexes
-                .fail_prefilter()
-                .candidates(buf, &mut state.fail_candidates);
-            if state.fail_candidates.is_empty() {
-                state.prefregex_matched = match pref.regex().try_is_match(buf) {
-                    Ok(matched) => matched,
-                    Err(_) => {
-                        state.notices.push(Notice::RegexGaveUp {
-                            regex: pref.source().to_string(),
-                        });
-                        false
-                    }
-                };
-                return failures;
-            }
-            candidates_valid = true;
-        }
         let split = state.run(pref, buf, org);
         state.prefregex_matched = split.is_some();
         if split.is_none() {
@@ -715,9 +733,7 @@ fn find_in_buffer(
             buf_valid = false;
         }
         if let Some(pre) = &pre_groups {
-            let mut merged = pre.clone();
-            merged.update(fail);
-            fail = merged;
+            fail = pre.updated_with(fail);
         }
         let mlfid = match fail.get_k(&k.mlfid) {
             Some(Value::Text(id)) => Some(Arc::clone(id)),
