@@ -515,7 +515,12 @@ impl State {
     }
 
     /// Runs `regex`, counting an engine that gave up as a non-match.
-    fn run(&mut self, regex: &FilterRegex, buf: &str, org: &[TupleLine]) -> Option<LineSplit> {
+    fn run<'a>(
+        &mut self,
+        regex: &FilterRegex,
+        buf: &str,
+        org: &'a [TupleLine],
+    ) -> Option<LineSplit<'a>> {
         match regex.search(buf, org, &mut self.locs) {
             Ok(found) => found,
             Err(_) => {
@@ -619,23 +624,30 @@ fn find_failure(
         candidates_valid = true;
     }
     let tuple = line.into_tuple();
-    if multi {
+    // What the regexes run over stays as it is while matches change the buffer; a
+    // single line needs no vector for it.
+    let single;
+    let several: Vec<TupleLine>;
+    let org: &[TupleLine] = if multi {
         state.line_buffer.push(tuple);
         let excess = state.line_buffer.len().saturating_sub(settings.maxlines);
         state.line_buffer.drain(..excess);
+        several = state.line_buffer.clone();
+        &several
     } else {
         state.line_buffer.clear();
-        state.line_buffer.push(tuple);
-    }
-    let org: Vec<TupleLine> = state.line_buffer.clone();
+        state.line_buffer.push(tuple.clone());
+        single = [tuple];
+        &single
+    };
     if !candidates_valid {
-        lines::join_into(&org, &mut buf);
+        lines::join_into(org, &mut buf);
     }
     let failures = find_in_buffer(
         regexes,
         settings,
         state,
-        &org,
+        org,
         &mut buf,
         candidates_valid,
         date,
@@ -681,7 +693,8 @@ fn find_in_buffer(
         }
         let mut groups = pref.groups(buf, &state.locs);
         if let Some(Value::Text(content)) = groups.pop(&k.content).filter(Value::is_truthy) {
-            state.line_buffer = vec![TupleLine::undated_shared(content)];
+            state.line_buffer.clear();
+            state.line_buffer.push(TupleLine::undated_shared(content));
             buf_valid = false;
         }
         pre_groups = Some(groups);
@@ -828,37 +841,31 @@ fn failure_ids(
         .text_k(&k.cidr)
         .filter(|c| !c.is_empty())
         .and_then(|c| c.parse::<u32>().ok());
-    let fid = fail.text_k(&k.fid).map(str::to_string);
+    let fid = fail.text_k(&k.fid);
     let (ip, hint, raw) = if let Some(ip4) = fail.text_k(&k.ip4) {
-        (
-            ip4.to_string(),
-            cidr.map_or(AddrHint::V4, AddrHint::Prefix),
-            true,
-        )
+        (ip4, cidr.map_or(AddrHint::V4, AddrHint::Prefix), true)
     } else if let Some(ip6) = fail.text_k(&k.ip6) {
-        (
-            ip6.to_string(),
-            cidr.map_or(AddrHint::V6, AddrHint::Prefix),
-            true,
-        )
+        (ip6, cidr.map_or(AddrHint::V6, AddrHint::Prefix), true)
     } else if let Some(dns) = fail.text_k(&k.dns) {
-        (dns.to_string(), default_hint, raw_default)
+        (dns, default_hint, raw_default)
     } else {
-        match &fid {
-            Some(f) => (f.clone(), default_hint, true),
+        match fid {
+            Some(f) => (f, default_hint, true),
             None if has_mlfid => return Ok(None),
             None => return Err(()),
         }
     };
     if !raw {
-        return Ok(Some(text_to_ips(&ip, use_dns, resolver)));
+        return Ok(Some(text_to_ips(ip, use_dns, resolver)));
     }
-    match &fid {
-        Some(f) if *f != ip => {
-            fail.set(&k.ip, Value::Addr(FailureId::parse(&ip, hint)));
-            Ok(Some(vec![FailureId::parse(f, default_hint)]))
+    match fid {
+        Some(f) if f != ip => {
+            let addr = FailureId::parse(ip, hint);
+            let id = FailureId::parse(f, default_hint);
+            fail.set(&k.ip, Value::Addr(addr));
+            Ok(Some(vec![id]))
         }
-        _ => Ok(Some(vec![FailureId::parse(&ip, hint)])),
+        _ => Ok(Some(vec![FailureId::parse(ip, hint)])),
     }
 }
 

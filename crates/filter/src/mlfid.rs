@@ -126,7 +126,7 @@ const CACHED_NOFAIL: u8 = 4;
 const GAINED: u8 = 8;
 
 /// Adds the failure's user to the id's set of users; returns how many there are.
-fn record_user(data: &mut FailData, user: Option<String>, k: &Keys) -> usize {
+fn record_user(data: &mut FailData, user: Option<Arc<str>>, k: &Keys) -> usize {
     let Some(user) = user.filter(|u| !u.is_empty()) else {
         return data.users().len();
     };
@@ -134,8 +134,8 @@ fn record_user(data: &mut FailData, user: Option<String>, k: &Keys) -> usize {
         Some(Value::Users(u)) => u,
         _ => Vec::new(),
     };
-    if !users.contains(&user) {
-        users.push(user);
+    if !users.iter().any(|u| **u == *user) {
+        users.push(user.to_string());
     }
     let n = users.len();
     data.set(&k.users, Value::Users(users));
@@ -168,7 +168,10 @@ pub(crate) fn merge(
     if fail.pop(&k.mlfforget).is_some_and(|v| v.is_truthy()) {
         flags |= FORGET;
     }
-    let user = fail.text_k(&k.user).map(str::to_string);
+    let user = match fail.get_k(&k.user) {
+        Some(Value::Text(u)) => Some(Arc::clone(u)),
+        _ => None,
+    };
     let (mut merged, users) = match known {
         Some(mut groups) => {
             let users = record_user(&mut groups, user, k);

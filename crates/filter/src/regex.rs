@@ -1,5 +1,6 @@
 //! A filter regex: tags expanded, compiled, with the bookkeeping of its groups.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rampart_pyre::{Flags, Locations, Regex};
@@ -26,10 +27,11 @@ pub(crate) struct FilterRegex {
     skiplines: Vec<usize>,
 }
 
-/// Lines of a multi-line buffer that a match used, and the others.
+/// Lines of a multi-line buffer that a match used, and the others. A buffer of one
+/// line is all used, and is borrowed rather than copied.
 #[derive(Debug, Default)]
-pub(crate) struct LineSplit {
-    pub matched: Vec<TupleLine>,
+pub(crate) struct LineSplit<'a> {
+    pub matched: Cow<'a, [TupleLine]>,
     pub unmatched: Vec<TupleLine>,
 }
 
@@ -106,12 +108,12 @@ impl FilterRegex {
 
     /// Runs the regex on `buf`; on a match, splits `org` into the lines the match used
     /// and the others, as fail2ban does for multi-line buffers.
-    pub(crate) fn search(
+    pub(crate) fn search<'a>(
         &self,
         buf: &str,
-        org: &[TupleLine],
+        org: &'a [TupleLine],
         locs: &mut Locations,
-    ) -> Result<Option<LineSplit>, Error> {
+    ) -> Result<Option<LineSplit<'a>>, Error> {
         let found = self
             .regex
             .try_captures(buf, locs)
@@ -124,7 +126,7 @@ impl FilterRegex {
         }
         if org.len() <= 1 {
             return Ok(Some(LineSplit {
-                matched: org.to_vec(),
+                matched: Cow::Borrowed(org),
                 unmatched: Vec::new(),
             }));
         }
@@ -162,7 +164,10 @@ impl FilterRegex {
             }
         }
         unmatched.extend_from_slice(&org[count2..]);
-        Ok(Some(LineSplit { matched, unmatched }))
+        Ok(Some(LineSplit {
+            matched: Cow::Owned(matched),
+            unmatched,
+        }))
     }
 
     fn skipped_lines(&self, buf: &str, locs: &Locations) -> String {
