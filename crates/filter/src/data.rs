@@ -113,6 +113,12 @@ impl FailData {
         }
     }
 
+    /// Adds an entry for a key known not to be present.
+    pub(crate) fn push_new(&mut self, key: &Arc<str>, value: Value) {
+        debug_assert!(self.position(key).is_none());
+        self.entries.push((Arc::clone(key), value));
+    }
+
     pub(crate) fn pop(&mut self, key: &Arc<str>) -> Option<Value> {
         let pos = self.position(key)?;
         Some(self.entries.remove(pos).1)

@@ -188,7 +188,8 @@ impl FilterRegex {
                 Some(t) => Value::Text(Arc::from(t)),
                 None => Value::None,
             };
-            data.set(name, v);
+            // Group names are distinct within a pattern.
+            data.push_new(name, v);
         }
         for (alt, target) in &self.alternates {
             let value = data.get_k(alt).filter(|v| v.is_truthy()).cloned();
