@@ -51,6 +51,9 @@ impl Value {
     }
 }
 
+/// Entries the filter may add to a failure's captured groups.
+const BOOKKEEPING: usize = 4;
+
 /// An insertion-ordered map of names to values (few keys: linear search is fastest).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FailData {
@@ -126,6 +129,7 @@ impl FailData {
 
     /// `dict.update(other)`: every entry of `other` overwrites, `None` values included.
     pub(crate) fn update(&mut self, other: FailData) {
+        self.entries.reserve(other.entries.len());
         for (k, v) in other.entries {
             match self.position(&k) {
                 Some(i) => self.entries[i].1 = v,
@@ -136,7 +140,9 @@ impl FailData {
 
     /// A copy of this updated with `other`, allocated once for both.
     pub(crate) fn updated_with(&self, other: FailData) -> FailData {
-        let mut merged = FailData::with_capacity(self.entries.len() + other.entries.len());
+        // Room for the bookkeeping entries a failure gets next (matches, users, …).
+        let mut merged =
+            FailData::with_capacity(self.entries.len() + other.entries.len() + BOOKKEEPING);
         merged.entries.extend(self.entries.iter().cloned());
         merged.update(other);
         merged
@@ -144,6 +150,7 @@ impl FailData {
 
     /// `dict.update((k, v) for k, v in other.items() if v is not None)`.
     pub(crate) fn update_set_only(&mut self, other: FailData) {
+        self.entries.reserve(other.entries.len() + BOOKKEEPING);
         for (k, v) in other.entries {
             if v != Value::None {
                 self.set(&k, v);
