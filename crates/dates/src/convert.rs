@@ -66,6 +66,15 @@ fn int(value: &str) -> Result<i128, Failure> {
 }
 
 fn position(names: &[&str], value: &str) -> Result<i128, Failure> {
+    // The names are lower-case ASCII: for an ASCII value, comparing without case is
+    // comparing with its `lower()`, and needs no copy.
+    if value.is_ascii() {
+        return names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(value))
+            .map(|i| i as i128)
+            .ok_or(Failure::Invalid);
+    }
     let lower = value.to_lowercase();
     names
         .iter()

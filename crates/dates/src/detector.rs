@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rampart_pyre::{Locations, Regex};
+use rampart_pyre::{DecidingPrefix, Locations, Regex};
 
 use crate::convert::{self, AmPm, DefaultZone, Failure};
 use crate::pytext::{byte_of_char, char_at, char_len, char_of_byte, is_py_alnum, py_strip};
@@ -203,6 +203,9 @@ struct Reuse {
     zone: u64,
     span: (usize, usize),
     window: Vec<u8>,
+    /// When the template's automaton can tell it, the line start that decides the
+    /// match: agreeing on it spares even the linear engine's run.
+    prefix: Option<DecidingPrefix>,
     result: DateMatch,
 }
 
@@ -466,19 +469,28 @@ impl DateDetector {
                 Err(Failure::Fatal(what)) => Some(DateError::LineFailed(what)),
             },
         };
-        if template.reusable
-            && let Some(Some(span)) = template.regex.find_linear(line)
-        {
-            let window_end = (span.1 + REUSE_MARGIN).min(line.len());
-            self.reuse = Some(Reuse {
-                index: current,
-                template: template.id,
-                now: now.to_bits(),
-                zone: local.id(),
-                span,
-                window: line.as_bytes()[..window_end].to_vec(),
-                result: result.clone(),
-            });
+        if template.reusable {
+            // The capture search above found the same leftmost match the linear engine
+            // would (anchored templates search the whole line).
+            let window_end = (end + REUSE_MARGIN).min(line.len());
+            let prefix = template.regex.deciding_prefix(line, window_end);
+            let span = match prefix {
+                Some(_) => Some(Some((start, end))),
+                None => template.regex.find_linear(line),
+            };
+            if let Some(Some(span)) = span {
+                let window_end = (span.1 + REUSE_MARGIN).min(line.len());
+                self.reuse = Some(Reuse {
+                    index: current,
+                    template: template.id,
+                    now: now.to_bits(),
+                    zone: local.id(),
+                    span,
+                    window: line.as_bytes()[..window_end].to_vec(),
+                    prefix,
+                    result: result.clone(),
+                });
+            }
         }
         Some(result)
     }
@@ -495,10 +507,16 @@ impl DateDetector {
         {
             return None;
         }
-        let window_end = (reuse.span.1 + REUSE_MARGIN).min(line.len());
-        if line.as_bytes().get(..window_end) != Some(reuse.window.as_slice())
-            || slot.template.regex.find_linear(line) != Some(Some(reuse.span))
-        {
+        let agrees = match &reuse.prefix {
+            // The prefix covers the window too.
+            Some(prefix) => prefix.decides(line),
+            None => {
+                let window_end = (reuse.span.1 + REUSE_MARGIN).min(line.len());
+                line.as_bytes().get(..window_end) == Some(reuse.window.as_slice())
+                    && slot.template.regex.find_linear(line) == Some(Some(reuse.span))
+            }
+        };
+        if !agrees {
             return None;
         }
         let result = reuse.result.clone();

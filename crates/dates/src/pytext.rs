@@ -52,6 +52,15 @@ pub(crate) fn is_py_alnum(c: char) -> bool {
 /// script, single underscores between digits. `None` where Python raises `ValueError`;
 /// values beyond `i128` are clamped, which callers treat as "too large" like Python would.
 pub(crate) fn py_int(text: &str) -> Option<i128> {
+    // Nearly every date field: plain ASCII digits, read without the general rules.
+    let bytes = text.as_bytes();
+    if (1..=18).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
+        return Some(
+            bytes
+                .iter()
+                .fold(0_i128, |v, &b| v * 10 + i128::from(b - b'0')),
+        );
+    }
     let s = py_strip(text);
     let (negative, body) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),

@@ -6,7 +6,7 @@
 //! values overwrite others. Modelling it the same way keeps those rules checkable line
 //! by line against the reference.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::FailureId;
 use crate::lines::TupleLine;
@@ -51,6 +51,9 @@ impl Value {
     }
 }
 
+/// Entries the filter may add to a failure's captured groups.
+const BOOKKEEPING: usize = 4;
+
 /// An insertion-ordered map of names to values (few keys: linear search is fastest).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FailData {
@@ -87,27 +90,67 @@ impl FailData {
         self.get(key).is_some_and(|v| *v != Value::None)
     }
 
+    // Every key in an entry is interned (see [`intern`]), so within the crate a key is
+    // found by its address: one comparison per entry instead of a string comparison.
+
+    fn position(&self, key: &Arc<str>) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| Arc::ptr_eq(k, key))
+    }
+
+    pub(crate) fn get_k(&self, key: &Arc<str>) -> Option<&Value> {
+        self.position(key).map(|i| &self.entries[i].1)
+    }
+
+    pub(crate) fn text_k(&self, key: &Arc<str>) -> Option<&str> {
+        self.get_k(key).and_then(Value::as_text)
+    }
+
+    pub(crate) fn truthy_k(&self, key: &Arc<str>) -> bool {
+        self.get_k(key).is_some_and(Value::is_truthy)
+    }
+
     pub(crate) fn set(&mut self, key: &Arc<str>, value: Value) {
-        match self.entries.iter_mut().find(|(k, _)| **k == **key) {
-            Some((_, v)) => *v = value,
+        match self.position(key) {
+            Some(i) => self.entries[i].1 = value,
             None => self.entries.push((Arc::clone(key), value)),
         }
     }
 
-    pub(crate) fn pop(&mut self, key: &str) -> Option<Value> {
-        let pos = self.entries.iter().position(|(k, _)| &**k == key)?;
+    /// Adds an entry for a key known not to be present.
+    pub(crate) fn push_new(&mut self, key: &Arc<str>, value: Value) {
+        debug_assert!(self.position(key).is_none());
+        self.entries.push((Arc::clone(key), value));
+    }
+
+    pub(crate) fn pop(&mut self, key: &Arc<str>) -> Option<Value> {
+        let pos = self.position(key)?;
         Some(self.entries.remove(pos).1)
     }
 
     /// `dict.update(other)`: every entry of `other` overwrites, `None` values included.
     pub(crate) fn update(&mut self, other: FailData) {
+        self.entries.reserve(other.entries.len());
         for (k, v) in other.entries {
-            self.set(&k, v);
+            match self.position(&k) {
+                Some(i) => self.entries[i].1 = v,
+                None => self.entries.push((k, v)),
+            }
         }
+    }
+
+    /// A copy of this updated with `other`, allocated once for both.
+    pub(crate) fn updated_with(&self, other: FailData) -> FailData {
+        // Room for the bookkeeping entries a failure gets next (matches, users, …).
+        let mut merged =
+            FailData::with_capacity(self.entries.len() + other.entries.len() + BOOKKEEPING);
+        merged.entries.extend(self.entries.iter().cloned());
+        merged.update(other);
+        merged
     }
 
     /// `dict.update((k, v) for k, v in other.items() if v is not None)`.
     pub(crate) fn update_set_only(&mut self, other: FailData) {
+        self.entries.reserve(other.entries.len() + BOOKKEEPING);
         for (k, v) in other.entries {
             if v != Value::None {
                 self.set(&k, v);
@@ -122,7 +165,7 @@ impl FailData {
 
     /// The matched lines (`matches`).
     pub fn matches(&self) -> &[TupleLine] {
-        match self.get(keys::MATCHES) {
+        match self.get(names::MATCHES) {
             Some(Value::Lines(l)) => l,
             _ => &[],
         }
@@ -130,13 +173,13 @@ impl FailData {
 
     /// The users seen for a multi-line failure (`users`).
     pub fn users(&self) -> &[String] {
-        match self.get(keys::USERS) {
+        match self.get(names::USERS) {
             Some(Value::Users(u)) => u,
             _ => &[],
         }
     }
 
-    pub(crate) fn take_lines(&mut self, key: &str) -> Vec<TupleLine> {
+    pub(crate) fn take_lines(&mut self, key: &Arc<str>) -> Vec<TupleLine> {
         match self.pop(key) {
             Some(Value::Lines(l)) => l,
             _ => Vec::new(),
@@ -145,7 +188,7 @@ impl FailData {
 }
 
 /// Names of the bookkeeping entries.
-pub(crate) mod keys {
+pub(crate) mod names {
     pub const MATCHES: &str = "matches";
     pub const USERS: &str = "users";
     pub const USER: &str = "user";
@@ -164,27 +207,61 @@ pub(crate) mod keys {
     pub const IP: &str = "ip";
 }
 
-/// Interned `Arc<str>` keys for the bookkeeping entries, so that setting one does not
-/// allocate.
+/// The one `Arc<str>` of a group or bookkeeping name for the whole process, so that
+/// keys compare by address. Names come from filter definitions (a small, repeating
+/// vocabulary), so the table stays small.
+pub(crate) fn intern(name: &str) -> Arc<str> {
+    static NAMES: Mutex<Vec<Arc<str>>> = Mutex::new(Vec::new());
+    // A panic elsewhere while the table was held leaves it intact (pushes are whole).
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = names.iter().find(|n| &***n == name) {
+        return Arc::clone(n);
+    }
+    let n: Arc<str> = Arc::from(name);
+    names.push(Arc::clone(&n));
+    n
+}
+
+/// Interned keys for the entries the filter reads and writes itself.
 #[derive(Debug)]
 pub(crate) struct Keys {
     pub matches: Arc<str>,
     pub users: Arc<str>,
+    pub user: Arc<str>,
     pub nofail: Arc<str>,
     pub nofail_matches: Arc<str>,
+    pub mlfid: Arc<str>,
+    pub mlfgained: Arc<str>,
+    pub mlfforget: Arc<str>,
     pub mlfpending: Arc<str>,
+    pub content: Arc<str>,
+    pub fid: Arc<str>,
+    pub ip4: Arc<str>,
+    pub ip6: Arc<str>,
+    pub dns: Arc<str>,
+    pub cidr: Arc<str>,
     pub ip: Arc<str>,
 }
 
-impl Keys {
-    pub(crate) fn new() -> Keys {
-        Keys {
-            matches: Arc::from(keys::MATCHES),
-            users: Arc::from(keys::USERS),
-            nofail: Arc::from(keys::NOFAIL),
-            nofail_matches: Arc::from(keys::NOFAIL_MATCHES),
-            mlfpending: Arc::from(keys::MLFPENDING),
-            ip: Arc::from(keys::IP),
-        }
-    }
+/// The interned bookkeeping keys.
+pub(crate) fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| Keys {
+        matches: intern(names::MATCHES),
+        users: intern(names::USERS),
+        user: intern(names::USER),
+        nofail: intern(names::NOFAIL),
+        nofail_matches: intern(names::NOFAIL_MATCHES),
+        mlfid: intern(names::MLFID),
+        mlfgained: intern(names::MLFGAINED),
+        mlfforget: intern(names::MLFFORGET),
+        mlfpending: intern(names::MLFPENDING),
+        content: intern(names::CONTENT),
+        fid: intern(names::FID),
+        ip4: intern(names::IP4),
+        ip6: intern(names::IP6),
+        dns: intern(names::DNS),
+        cidr: intern(names::CIDR),
+        ip: intern(names::IP),
+    })
 }

@@ -18,12 +18,13 @@ mod tags;
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rampart_pyre::{Candidates, Locations, Prefilter};
 
 pub use addr::{AddrHint, FailureId};
 pub use data::{FailData, Value};
+use lines::LineRef;
 pub use lines::TupleLine;
 
 use data::{Keys, keys};
@@ -174,7 +175,7 @@ pub struct Failure {
 impl Failure {
     /// Whether this match is not a failure by itself (`<F-NOFAIL>`, access gained).
     pub fn is_nofail(&self) -> bool {
-        self.data.truthy(keys::NOFAIL)
+        self.data.truthy_k(&keys().nofail)
     }
 }
 
@@ -208,6 +209,13 @@ struct Regexes {
 }
 
 impl Regexes {
+    /// fail2ban runs the ignoreregexes before the failregexes when there are far
+    /// fewer of them.
+    fn ignore_first(&self) -> bool {
+        !self.ignoreregex.is_empty()
+            && (self.ignoreregex.len() as isize) < (self.failregex.len() as isize) - 2
+    }
+
     fn fail_prefilter(&self) -> &Prefilter {
         self.fail_prefilter
             .get_or_init(|| prefilter_of(&self.failregex))
@@ -249,7 +257,6 @@ struct State {
     last_date: Option<f64>,
     locs: Locations,
     buf: String,
-    keys: Keys,
     prefregex_matched: bool,
     ignored_by: Vec<usize>,
     notices: Vec<Notice>,
@@ -304,7 +311,6 @@ impl Filter {
                 last_date: None,
                 locs: Locations::new(),
                 buf: String::new(),
-                keys: Keys::new(),
                 prefregex_matched: false,
                 ignored_by: Vec::new(),
                 notices: Vec::new(),
@@ -406,7 +412,7 @@ impl Filter {
         let mut time = None;
         match date {
             Some(span) => {
-                tuple = TupleLine::new(line, span.start, span.end);
+                tuple = LineRef::split(line, span.start, span.end);
                 if span.start < span.end {
                     match span.time {
                         Some(t) => {
@@ -420,19 +426,20 @@ impl Filter {
                         }),
                     }
                 } else if state.recent_last_date(now) {
-                    tuple = TupleLine::with_date_prefix(&state.last_time_text, line);
+                    tuple =
+                        LineRef::Owned(TupleLine::with_date_prefix(&state.last_time_text, line));
                     time = state.last_date;
                 } else {
                     time = Some(now);
                 }
             }
-            None => tuple = TupleLine::undated(line),
+            None => tuple = LineRef::split(line, 0, 0),
         }
         let mut no_date = false;
         if time.is_none() {
             no_date = true;
             if state.recent_last_date(now) {
-                tuple = TupleLine::with_date_prefix(&state.last_time_text, line);
+                tuple = LineRef::Owned(TupleLine::with_date_prefix(&state.last_time_text, line));
                 time = state.last_date;
             } else if self.settings.mode.check_find_time && self.settings.in_operation {
                 time = Some(now);
@@ -467,7 +474,7 @@ impl Filter {
         resolver: &dyn Resolver,
     ) -> Vec<Failure> {
         let state = &mut self.state;
-        let tuple = TupleLine::with_date_prefix(date_text, line);
+        let tuple = LineRef::Owned(TupleLine::with_date_prefix(date_text, line));
         state.last_time_text.clear();
         state.last_time_text.push_str(date_text);
         state.last_date = Some(time);
@@ -521,7 +528,12 @@ impl State {
     }
 
     /// Runs `regex`, counting an engine that gave up as a non-match.
-    fn run(&mut self, regex: &FilterRegex, buf: &str, org: &[TupleLine]) -> Option<LineSplit> {
+    fn run<'a>(
+        &mut self,
+        regex: &FilterRegex,
+        buf: &str,
+        org: &'a [TupleLine],
+    ) -> Option<LineSplit<'a>> {
         match regex.search(buf, org, &mut self.locs) {
             Ok(found) => found,
             Err(_) => {
@@ -581,7 +593,7 @@ fn find_failure(
     regexes: &Regexes,
     settings: &Settings,
     state: &mut State,
-    tuple: TupleLine,
+    line: LineRef,
     date: Option<f64>,
     no_date: bool,
     now: f64,
@@ -591,23 +603,66 @@ fn find_failure(
     let multi = settings.maxlines > 1;
     let raw_default = settings.use_dns == UseDns::Raw || settings.mode.raw_hosts;
 
-    if multi {
+    let mut buf = std::mem::take(&mut state.buf);
+    let mut candidates_valid = false;
+    if let Some(pref) = &regexes.prefregex
+        && !multi
+        && !regexes.ignore_first()
+    {
+        // The failregexes see the prefregex's content, a part of this line: when no
+        // failregex's literals occur in the whole line, none can match, and all that
+        // is left to know is whether the prefregex matches (a cheap question instead
+        // of a capture search), with nothing of the line kept. With several lines
+        // buffered the content also replaces the buffer, so there the full path
+        // always runs. Candidates found on a text stay valid (a superset) for any
+        // part of it, which is all a single line's buffer ever becomes.
+        line.text_into(&mut buf);
+        regexes
+            .fail_prefilter()
+            .candidates(&buf, &mut state.fail_candidates);
+        if state.fail_candidates.is_empty() {
+            state.line_buffer.clear();
+            state.prefregex_matched = match pref.regex().try_is_match(&buf) {
+                Ok(matched) => matched,
+                Err(_) => {
+                    state.notices.push(Notice::RegexGaveUp {
+                        regex: pref.source().to_string(),
+                    });
+                    false
+                }
+            };
+            state.buf = buf;
+            return Vec::new();
+        }
+        candidates_valid = true;
+    }
+    let tuple = line.into_tuple();
+    // What the regexes run over stays as it is while matches change the buffer; a
+    // single line needs no vector for it.
+    let single;
+    let several: Vec<TupleLine>;
+    let org: &[TupleLine] = if multi {
         state.line_buffer.push(tuple);
         let excess = state.line_buffer.len().saturating_sub(settings.maxlines);
         state.line_buffer.drain(..excess);
+        several = state.line_buffer.clone();
+        &several
     } else {
         state.line_buffer.clear();
-        state.line_buffer.push(tuple);
+        state.line_buffer.push(tuple.clone());
+        single = [tuple];
+        &single
+    };
+    if !candidates_valid {
+        lines::join_into(org, &mut buf);
     }
-    let org: Vec<TupleLine> = state.line_buffer.clone();
-    let mut buf = std::mem::take(&mut state.buf);
-    lines::join_into(&org, &mut buf);
     let failures = find_in_buffer(
         regexes,
         settings,
         state,
-        &org,
+        org,
         &mut buf,
+        candidates_valid,
         date,
         no_date,
         now,
@@ -625,6 +680,7 @@ fn find_in_buffer(
     state: &mut State,
     org: &[TupleLine],
     buf: &mut String,
+    mut candidates_valid: bool,
     date: Option<f64>,
     no_date: bool,
     now: f64,
@@ -633,51 +689,25 @@ fn find_in_buffer(
 ) -> Vec<Failure> {
     let check_all = settings.mode.check_all;
     let multi = settings.maxlines > 1;
+    let k = keys();
     let mut failures = Vec::new();
     let mut buf_valid = true;
 
-    let ignore_first = !regexes.ignoreregex.is_empty()
-        && (regexes.ignoreregex.len() as isize) < (regexes.failregex.len() as isize) - 2;
-    if ignore_first && state.ignore_line(regexes, settings, buf, org, None) {
+    if regexes.ignore_first() && state.ignore_line(regexes, settings, buf, org, None) {
         return failures;
     }
 
-    // Candidates found on a text stay valid (a superset) for any part of it, which is
-    // all a single line's buffer ever becomes; several lines can change more.
-    let mut candidates_valid = false;
     let mut pre_groups: Option<FailData> = None;
     if let Some(pref) = &regexes.prefregex {
-        if !multi {
-            // The failregexes see the prefregex's content, a part of this line: when no
-            // failregex's literals occur in the whole line, none can match, and all
-            // that is left to know is whether the prefregex matches (a cheap DFA
-            // question instead of a capture search). With several lines buffered the
-            // content also replaces the buffer, so there the full path always runs.
-            regexes
-                .fail_prefilter()
-                .candidates(buf, &mut state.fail_candidates);
-            if state.fail_candidates.is_empty() {
-                state.prefregex_matched = match pref.regex().try_is_match(buf) {
-                    Ok(matched) => matched,
-                    Err(_) => {
-                        state.notices.push(Notice::RegexGaveUp {
-                            regex: pref.source().to_string(),
-                        });
-                        false
-                    }
-                };
-                return failures;
-            }
-            candidates_valid = true;
-        }
         let split = state.run(pref, buf, org);
         state.prefregex_matched = split.is_some();
         if split.is_none() {
             return failures;
         }
         let mut groups = pref.groups(buf, &state.locs);
-        if let Some(Value::Text(content)) = groups.pop(keys::CONTENT).filter(Value::is_truthy) {
-            state.line_buffer = vec![TupleLine::undated_shared(content)];
+        if let Some(Value::Text(content)) = groups.pop(&k.content).filter(Value::is_truthy) {
+            state.line_buffer.clear();
+            state.line_buffer.push(TupleLine::undated_shared(content));
             buf_valid = false;
         }
         pre_groups = Some(groups);
@@ -729,54 +759,45 @@ fn find_in_buffer(
             buf_valid = false;
         }
         if let Some(pre) = &pre_groups {
-            let mut merged = pre.clone();
-            merged.update(fail);
-            fail = merged;
+            fail = pre.updated_with(fail);
         }
-        let mlfid = fail.text(keys::MLFID).map(str::to_string);
+        let mlfid = match fail.get_k(&k.mlfid) {
+            Some(Value::Text(id)) => Some(Arc::clone(id)),
+            _ => None,
+        };
         match &mlfid {
             Some(id) => {
-                fail = mlfid::merge(
-                    &mut state.mlfid_cache,
-                    id,
-                    fail,
-                    &split.matched,
-                    now,
-                    &state.keys,
-                );
-                if fail.truthy(keys::NOFAIL) && !check_all {
+                fail = mlfid::merge(&mut state.mlfid_cache, id, fail, &split.matched, now, k);
+                if fail.truthy_k(&k.nofail) && !check_all {
+                    state.mlfid_cache.update(id, &fail);
                     return failures;
                 }
             }
             None => {
-                let mut lines = fail.take_lines(keys::MATCHES);
+                let mut lines = fail.take_lines(&k.matches);
                 lines.extend(split.matched.iter().cloned());
-                fail.set(&state.keys.matches, Value::Lines(lines));
+                fail.set(&k.matches, Value::Lines(lines));
             }
         }
-        let mut changed = false;
-        let Ok(ids) = failure_ids(
+        let ids = failure_ids(
             &mut fail,
             mlfid.is_some(),
             raw_default,
             settings.use_dns,
-            &state.keys,
+            k,
             resolver,
-            &mut changed,
-        ) else {
-            continue;
-        };
-        if ids.is_none() {
-            fail.set(&state.keys.mlfpending, Value::Flag);
-            changed = true;
+        );
+        if let Ok(None) = ids {
+            fail.set(&k.mlfpending, Value::Flag);
         }
-        // fail2ban's cache holds the very dictionary it goes on changing; `merge`
-        // stored it as it was then, so only a change since needs storing again.
-        if let Some(id) = &mlfid
-            && changed
-        {
+        // fail2ban's cache holds the very dictionary it goes on changing: it is stored
+        // once, as it is when the failure leaves the filter.
+        if let Some(id) = &mlfid {
             state.mlfid_cache.update(id, &fail);
         }
+        let Ok(ids) = ids else {
+            continue;
+        };
         match ids {
             None => {
                 if !check_all && settings.mode.ignore_pending {
@@ -823,7 +844,6 @@ fn failure_ids(
     use_dns: UseDns,
     k: &Keys,
     resolver: &dyn Resolver,
-    changed: &mut bool,
 ) -> Result<Option<Vec<FailureId>>, ()> {
     let default_hint = if raw_default {
         AddrHint::Raw
@@ -831,41 +851,34 @@ fn failure_ids(
         AddrHint::Any
     };
     let cidr = fail
-        .text(keys::CIDR)
+        .text_k(&k.cidr)
         .filter(|c| !c.is_empty())
         .and_then(|c| c.parse::<u32>().ok());
-    let fid = fail.text(keys::FID).map(str::to_string);
-    let (ip, hint, raw) = if let Some(ip4) = fail.text(keys::IP4) {
-        (
-            ip4.to_string(),
-            cidr.map_or(AddrHint::V4, AddrHint::Prefix),
-            true,
-        )
-    } else if let Some(ip6) = fail.text(keys::IP6) {
-        (
-            ip6.to_string(),
-            cidr.map_or(AddrHint::V6, AddrHint::Prefix),
-            true,
-        )
-    } else if let Some(dns) = fail.text(keys::DNS) {
-        (dns.to_string(), default_hint, raw_default)
+    let fid = fail.text_k(&k.fid);
+    let (ip, hint, raw) = if let Some(ip4) = fail.text_k(&k.ip4) {
+        (ip4, cidr.map_or(AddrHint::V4, AddrHint::Prefix), true)
+    } else if let Some(ip6) = fail.text_k(&k.ip6) {
+        (ip6, cidr.map_or(AddrHint::V6, AddrHint::Prefix), true)
+    } else if let Some(dns) = fail.text_k(&k.dns) {
+        (dns, default_hint, raw_default)
     } else {
-        match &fid {
-            Some(f) => (f.clone(), default_hint, true),
+        match fid {
+            Some(f) => (f, default_hint, true),
             None if has_mlfid => return Ok(None),
             None => return Err(()),
         }
     };
     if !raw {
-        return Ok(Some(text_to_ips(&ip, use_dns, resolver)));
+        return Ok(Some(text_to_ips(ip, use_dns, resolver)));
     }
-    match &fid {
-        Some(f) if *f != ip => {
-            fail.set(&k.ip, Value::Addr(FailureId::parse(&ip, hint)));
-            *changed = true;
-            Ok(Some(vec![FailureId::parse(f, default_hint)]))
+    match fid {
+        Some(f) if f != ip => {
+            let addr = FailureId::parse(ip, hint);
+            let id = FailureId::parse(f, default_hint);
+            fail.set(&k.ip, Value::Addr(addr));
+            Ok(Some(vec![id]))
         }
-        _ => Ok(Some(vec![FailureId::parse(&ip, hint)])),
+        _ => Ok(Some(vec![FailureId::parse(ip, hint)])),
     }
 }
 

@@ -16,15 +16,7 @@ pub struct TupleLine {
 impl TupleLine {
     /// A line whose date text is `line[date_start..date_end]` (an empty span when none).
     pub fn new(line: &str, date_start: usize, date_end: usize) -> TupleLine {
-        let (date_start, date_end) = if date_start <= date_end
-            && date_end <= line.len()
-            && line.is_char_boundary(date_start)
-            && line.is_char_boundary(date_end)
-        {
-            (date_start, date_end)
-        } else {
-            (0, 0)
-        };
+        let (date_start, date_end) = checked_span(line, date_start, date_end);
         TupleLine {
             full: Arc::from(line),
             date_start,
@@ -79,6 +71,85 @@ impl TupleLine {
         let mut s = String::with_capacity(self.full.len());
         self.push_text(&mut s);
         s
+    }
+}
+
+/// The date span if it is one of `line`, else an empty one.
+fn checked_span(line: &str, start: usize, end: usize) -> (usize, usize) {
+    if start <= end
+        && end <= line.len()
+        && line.is_char_boundary(start)
+        && line.is_char_boundary(end)
+    {
+        (start, end)
+    } else {
+        (0, 0)
+    }
+}
+
+/// A line on its way into the filter, borrowed while it may still be dropped unseen
+/// (most lines are: no failregex can match them), owned once it has to be kept.
+#[derive(Debug)]
+pub(crate) enum LineRef<'a> {
+    Split {
+        full: &'a str,
+        date_start: usize,
+        date_end: usize,
+    },
+    Owned(TupleLine),
+}
+
+impl LineRef<'_> {
+    pub(crate) fn split(full: &str, date_start: usize, date_end: usize) -> LineRef<'_> {
+        let (date_start, date_end) = checked_span(full, date_start, date_end);
+        LineRef::Split {
+            full,
+            date_start,
+            date_end,
+        }
+    }
+
+    pub(crate) fn date(&self) -> &str {
+        match self {
+            LineRef::Split {
+                full,
+                date_start,
+                date_end,
+            } => &full[*date_start..*date_end],
+            LineRef::Owned(t) => t.date(),
+        }
+    }
+
+    /// The text the regexes see, as [`join_into`] gives it for this line alone.
+    pub(crate) fn text_into(&self, out: &mut String) {
+        out.clear();
+        match self {
+            LineRef::Split {
+                full,
+                date_start,
+                date_end,
+            } => {
+                out.push_str(&full[..*date_start]);
+                out.push_str(&full[*date_end..]);
+            }
+            LineRef::Owned(t) => t.push_text(out),
+        }
+        out.push('\n');
+    }
+
+    pub(crate) fn into_tuple(self) -> TupleLine {
+        match self {
+            LineRef::Split {
+                full,
+                date_start,
+                date_end,
+            } => TupleLine {
+                full: Arc::from(full),
+                date_start,
+                date_end,
+            },
+            LineRef::Owned(t) => t,
+        }
     }
 }
 

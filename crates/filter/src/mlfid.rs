@@ -8,8 +8,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
-use crate::data::{FailData, Keys, Value, keys};
+use crate::data::{FailData, Keys, Value};
 use crate::lines::TupleLine;
 
 const MAX_ENTRIES: usize = 100;
@@ -22,8 +23,8 @@ const TTL_SECONDS: f64 = 300.0;
 /// stale numbers in the queue, skipped when they come up).
 #[derive(Debug, Default)]
 pub(crate) struct MlfidCache {
-    entries: HashMap<String, Entry, BuildHasherDefault<Fnv>>,
-    order: VecDeque<(u64, String)>,
+    entries: HashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
+    order: VecDeque<(u64, Arc<str>)>,
     next_seq: u64,
 }
 
@@ -70,7 +71,7 @@ impl MlfidCache {
 
     /// fail2ban's `Cache.set` of an id it does not hold: when full, the oldest entries
     /// go until one is still live and there is room.
-    fn insert(&mut self, id: &str, data: FailData, now: f64) {
+    fn insert(&mut self, id: &Arc<str>, data: FailData, now: f64) {
         if self.entries.len() >= MAX_ENTRIES {
             while let Some((seq, oldest)) = self.order.pop_front() {
                 let live = self.entries.get(&oldest).is_some_and(|e| e.seq == seq);
@@ -88,14 +89,14 @@ impl MlfidCache {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.entries.insert(
-            id.to_string(),
+            Arc::clone(id),
             Entry {
                 seq,
                 data,
                 expires: now + TTL_SECONDS,
             },
         );
-        self.order.push_back((seq, id.to_string()));
+        self.order.push_back((seq, Arc::clone(id)));
         if self.order.len() > 4 * MAX_ENTRIES {
             let entries = &self.entries;
             self.order
@@ -125,16 +126,16 @@ const CACHED_NOFAIL: u8 = 4;
 const GAINED: u8 = 8;
 
 /// Adds the failure's user to the id's set of users; returns how many there are.
-fn record_user(data: &mut FailData, user: Option<String>, k: &Keys) -> usize {
+fn record_user(data: &mut FailData, user: Option<Arc<str>>, k: &Keys) -> usize {
     let Some(user) = user.filter(|u| !u.is_empty()) else {
         return data.users().len();
     };
-    let mut users = match data.pop(keys::USERS) {
+    let mut users = match data.pop(&k.users) {
         Some(Value::Users(u)) => u,
         _ => Vec::new(),
     };
-    if !users.contains(&user) {
-        users.push(user);
+    if !users.iter().any(|u| **u == *user) {
+        users.push(user.to_string());
     }
     let n = users.len();
     data.set(&k.users, Value::Users(users));
@@ -143,11 +144,11 @@ fn record_user(data: &mut FailData, user: Option<String>, k: &Keys) -> usize {
 
 /// Merges a new match of a multi-line failure id into what is known about the id.
 ///
-/// Returns the merged data; when the id stays cached, the cache holds the same data
-/// (the caller writes later changes back with [`MlfidCache::update`]).
+/// Returns the merged data; when the id stays cached, the caller stores what the data
+/// finally is with [`MlfidCache::update`].
 pub(crate) fn merge(
     cache: &mut MlfidCache,
-    id: &str,
+    id: &Arc<str>,
     mut fail: FailData,
     matched: &[TupleLine],
     now: f64,
@@ -155,33 +156,36 @@ pub(crate) fn merge(
 ) -> FailData {
     let known = cache.take(id, now);
     let mut flags = 0u8;
-    if fail.truthy(keys::MLFGAINED) {
+    if fail.truthy_k(&k.mlfgained) {
         flags |= GAINED | NOFAIL;
-        if !fail.truthy(keys::NOFAIL) {
-            let gained = fail.get(keys::MLFGAINED).cloned().unwrap_or(Value::None);
+        if !fail.truthy_k(&k.nofail) {
+            let gained = fail.get_k(&k.mlfgained).cloned().unwrap_or(Value::None);
             fail.set(&k.nofail, gained);
         }
-    } else if fail.truthy(keys::NOFAIL) {
+    } else if fail.truthy_k(&k.nofail) {
         flags |= NOFAIL;
     }
-    if fail.pop(keys::MLFFORGET).is_some_and(|v| v.is_truthy()) {
+    if fail.pop(&k.mlfforget).is_some_and(|v| v.is_truthy()) {
         flags |= FORGET;
     }
-    let user = fail.text(keys::USER).map(str::to_string);
+    let user = match fail.get_k(&k.user) {
+        Some(Value::Text(u)) => Some(Arc::clone(u)),
+        _ => None,
+    };
     let (mut merged, users) = match known {
         Some(mut groups) => {
             let users = record_user(&mut groups, user, k);
-            if groups.pop(keys::NOFAIL).is_some_and(|v| v.is_truthy()) {
+            if groups.pop(&k.nofail).is_some_and(|v| v.is_truthy()) {
                 flags |= CACHED_NOFAIL;
             }
-            if groups.pop(keys::MLFGAINED).is_some_and(|v| v.is_truthy()) {
+            if groups.pop(&k.mlfgained).is_some_and(|v| v.is_truthy()) {
                 flags |= CACHED_NOFAIL;
             }
             if flags & GAINED != 0 {
-                groups.pop(keys::MLFPENDING);
+                groups.pop(&k.mlfpending);
             }
-            if flags & CACHED_NOFAIL == 0 && !groups.truthy(keys::MLFPENDING) {
-                groups.pop(keys::MATCHES);
+            if flags & CACHED_NOFAIL == 0 && !groups.truthy_k(&k.mlfpending) {
+                groups.pop(&k.matches);
             }
             groups.update_set_only(fail);
             if flags & FORGET != 0 {
@@ -197,25 +201,24 @@ pub(crate) fn merge(
         }
         None => (fail, 0),
     };
-    let pending = merged.pop(keys::MLFPENDING).is_some_and(|v| v.is_truthy());
+    let pending = merged.pop(&k.mlfpending).is_some_and(|v| v.is_truthy());
     if pending || users > 1 {
         // Pending failures, or attempts on several accounts: not a harmless line.
-        merged.pop(keys::NOFAIL);
-        merged.pop(keys::MLFGAINED);
+        merged.pop(&k.nofail);
+        merged.pop(&k.mlfgained);
         flags &= !(GAINED | NOFAIL);
     }
     if flags & NOFAIL == 0 {
-        let mut lines = merged.take_lines(keys::NOFAIL_MATCHES);
+        let mut lines = merged.take_lines(&k.nofail_matches);
         lines.extend(merged.matches().iter().cloned());
         if flags & GAINED == 0 {
             lines.extend_from_slice(matched);
         }
         merged.set(&k.matches, Value::Lines(lines));
     } else if flags & (NOFAIL | FORGET) == NOFAIL {
-        let mut lines = merged.take_lines(keys::NOFAIL_MATCHES);
+        let mut lines = merged.take_lines(&k.nofail_matches);
         lines.extend_from_slice(matched);
         merged.set(&k.nofail_matches, Value::Lines(lines));
     }
-    cache.update(id, &merged);
     merged
 }

@@ -1,10 +1,11 @@
 //! A filter regex: tags expanded, compiled, with the bookkeeping of its groups.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rampart_pyre::{Flags, Locations, Regex};
 
-use crate::data::{FailData, Value};
+use crate::data::{FailData, Value, intern};
 use crate::lines::{TupleLine, split_lines_python};
 use crate::{Error, UseDns, tags};
 
@@ -26,10 +27,11 @@ pub(crate) struct FilterRegex {
     skiplines: Vec<usize>,
 }
 
-/// Lines of a multi-line buffer that a match used, and the others.
+/// Lines of a multi-line buffer that a match used, and the others. A buffer of one
+/// line is all used, and is borrowed rather than copied.
 #[derive(Debug, Default)]
-pub(crate) struct LineSplit {
-    pub matched: Vec<TupleLine>,
+pub(crate) struct LineSplit<'a> {
+    pub matched: Cow<'a, [TupleLine]>,
     pub unmatched: Vec<TupleLine>,
 }
 
@@ -63,10 +65,8 @@ impl FilterRegex {
             regex: source.to_string(),
             reason: e.to_string(),
         })?;
-        let mut groups: Vec<(usize, Arc<str>)> = regex
-            .group_names()
-            .map(|(i, n)| (i, Arc::from(n)))
-            .collect();
+        let mut groups: Vec<(usize, Arc<str>)> =
+            regex.group_names().map(|(i, n)| (i, intern(n))).collect();
         groups.sort_by_key(|(i, _)| *i);
         let mut alternates = Vec::new();
         let mut tuples = Vec::new();
@@ -75,9 +75,9 @@ impl FilterRegex {
                 continue;
             }
             if let Some(rest) = name.strip_prefix("alt_") {
-                alternates.push((Arc::clone(name), Arc::from(compound_target(rest).as_str())));
+                alternates.push((Arc::clone(name), intern(&compound_target(rest))));
             } else if let Some(rest) = name.strip_prefix("tuple_") {
-                tuples.push((Arc::clone(name), Arc::from(compound_target(rest).as_str())));
+                tuples.push((Arc::clone(name), intern(&compound_target(rest))));
             }
         }
         alternates.sort();
@@ -112,12 +112,12 @@ impl FilterRegex {
 
     /// Runs the regex on `buf`; on a match, splits `org` into the lines the match used
     /// and the others, as fail2ban does for multi-line buffers.
-    pub(crate) fn search(
+    pub(crate) fn search<'a>(
         &self,
         buf: &str,
-        org: &[TupleLine],
+        org: &'a [TupleLine],
         locs: &mut Locations,
-    ) -> Result<Option<LineSplit>, Error> {
+    ) -> Result<Option<LineSplit<'a>>, Error> {
         let found = self
             .regex
             .try_captures(buf, locs)
@@ -130,7 +130,7 @@ impl FilterRegex {
         }
         if org.len() <= 1 {
             return Ok(Some(LineSplit {
-                matched: org.to_vec(),
+                matched: Cow::Borrowed(org),
                 unmatched: Vec::new(),
             }));
         }
@@ -168,7 +168,10 @@ impl FilterRegex {
             }
         }
         unmatched.extend_from_slice(&org[count2..]);
-        Ok(Some(LineSplit { matched, unmatched }))
+        Ok(Some(LineSplit {
+            matched: Cow::Owned(matched),
+            unmatched,
+        }))
     }
 
     fn skipped_lines(&self, buf: &str, locs: &Locations) -> String {
@@ -189,17 +192,18 @@ impl FilterRegex {
                 Some(t) => Value::Text(Arc::from(t)),
                 None => Value::None,
             };
-            data.set(name, v);
+            // Group names are distinct within a pattern.
+            data.push_new(name, v);
         }
         for (alt, target) in &self.alternates {
-            let value = data.get(alt).filter(|v| v.is_truthy()).cloned();
-            if let Some(v) = value.filter(|_| !data.truthy(target)) {
+            let value = data.get_k(alt).filter(|v| v.is_truthy()).cloned();
+            if let Some(v) = value.filter(|_| !data.truthy_k(target)) {
                 data.set(target, v);
             }
         }
         for (part, target) in &self.tuples {
-            let part = data.text(part).map(str::to_string);
-            let combined = match data.get(target) {
+            let part = data.text_k(part).map(str::to_string);
+            let combined = match data.get_k(target) {
                 Some(Value::Tuple(items)) => {
                     let mut items = items.clone();
                     items.push(part);

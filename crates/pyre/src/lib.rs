@@ -31,8 +31,10 @@ mod tables;
 use std::fmt;
 use std::sync::OnceLock;
 
+use regex_automata::dfa::{Automaton, StartKind, dense};
 use regex_automata::util::primitives::NonMaxUsize;
-use regex_automata::{Input, meta};
+use regex_automata::util::start;
+use regex_automata::{Anchored, Input, meta, nfa::thompson};
 
 pub use literals::{Candidates, Prefilter};
 
@@ -90,6 +92,9 @@ const BACKTRACK_LIMIT: usize = 1_000_000;
 /// tree kept: it is derived again from the pattern for each automaton built.
 struct Linear {
     ascii: OnceLock<Option<meta::Regex>>,
+    /// An anchored DFA for ASCII haystacks, for [`Regex::deciding_prefix`] (built on
+    /// its first call; `None` when the pattern can match elsewhere than at the start).
+    prefix_dfa: OnceLock<Option<dense::DFA<Vec<u32>>>>,
     branches: OnceLock<Option<Branches>>,
     unicode: OnceLock<Option<meta::Regex>>,
     caveats: lower::Caveats,
@@ -180,6 +185,9 @@ fn parse_flags(flags: Flags) -> parse::FlagSet {
 /// (rewritten, lowered), and with which caveats. Worked out at the first search.
 struct Plan {
     linear: Option<Linear>,
+    /// Some(n) when the pattern matches every haystack that is one line (at most a
+    /// final newline) of at least n characters (see [`line_shortcut`]).
+    matches_lines_from: Option<usize>,
 }
 
 /// A compiled Python regular expression.
@@ -290,7 +298,11 @@ impl Regex {
                 .rewritten()
                 .filter(|t| !t.is_fancy())
                 .and_then(|t| build_linear(&t));
-            Plan { linear }
+            let matches_lines_from = self.source.tree().as_ref().and_then(line_shortcut);
+            Plan {
+                linear,
+                matches_lines_from,
+            }
         })
     }
 
@@ -369,6 +381,15 @@ impl Regex {
     /// Whether `re.search(pattern, haystack)` finds a match, or an error when the
     /// backtracking engine gave up on a pathological haystack.
     pub fn try_is_match(&self, haystack: &str) -> Result<bool, MatchError> {
+        if let Some(min) = self.plan().matches_lines_from {
+            let bytes = haystack.as_bytes();
+            // The line is all of the haystack but perhaps a final newline; `min` is 0
+            // or 1, so a byte count tells as well as a character count.
+            let line = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+            if line >= min && line + 1 >= bytes.len() {
+                return Ok(true);
+            }
+        }
         if let Some(regex) = self.linear_engine(haystack) {
             return Ok(regex.is_match(haystack));
         }
@@ -392,6 +413,58 @@ impl Regex {
     pub fn find_linear(&self, haystack: &str) -> Option<Option<(usize, usize)>> {
         let regex = self.linear_engine(haystack)?;
         Some(regex.find(haystack).map(|m| (m.start(), m.end())))
+    }
+
+    /// The start of `haystack` that decides every search of this pattern on it, for a
+    /// pattern that can only match at the haystack start: any haystack for which
+    /// [`DecidingPrefix::decides`] holds gets the same answers from every search (the
+    /// same match, the same groups) as `haystack`. The prefix covers at least the first
+    /// `at_least` bytes. `None` when that cannot be told cheaply (a pattern that can
+    /// match further in, a non-ASCII haystack, an automaton too big).
+    ///
+    /// Why this is exact: an anchored DFA that keeps every thread alive (no
+    /// leftmost-first pruning) walks the haystack until no thread is left. Every path of
+    /// every match, and every assertion on it (the automaton reads the byte after a
+    /// position before it decides one there), lies in the bytes read up to there; a
+    /// haystack with the same bytes there has the same paths, so the same winner, what
+    /// comes after them. The automaton is the ASCII one, taken only where the linear
+    /// engine is exact, so the prefix is ASCII (the classes mean there what they mean
+    /// anywhere) and holds no newline (a `$` inside it means what it means in any
+    /// longer haystack); a prefix that needed the haystack's end is the whole haystack.
+    pub fn deciding_prefix(&self, haystack: &str, at_least: usize) -> Option<DecidingPrefix> {
+        let linear = self.linear()?;
+        if !haystack.is_ascii() || !linear.exact_on(haystack) {
+            return None;
+        }
+        let dfa = linear
+            .prefix_dfa
+            .get_or_init(|| build_prefix_dfa(&self.source))
+            .as_ref()?;
+        let bytes = haystack.as_bytes();
+        let mut sid = dfa
+            .start_state(&start::Config::new().anchored(Anchored::Yes))
+            .ok()?;
+        let mut read = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            sid = dfa.next_state(sid, b);
+            if dfa.is_dead_state(sid) {
+                read = Some(i + 1);
+                break;
+            }
+            if dfa.is_quit_state(sid) {
+                return None;
+            }
+        }
+        // Without a dead state the end of the haystack takes part: only the same
+        // haystack is decided the same way.
+        let (len, whole) = match read {
+            Some(n) if n.max(at_least) < bytes.len() => (n.max(at_least), false),
+            _ => (bytes.len(), true),
+        };
+        Some(DecidingPrefix {
+            bytes: bytes[..len].to_vec(),
+            whole,
+        })
     }
 
     /// Runs `re.search` and, on a match, records every group's span in `locations`.
@@ -624,11 +697,71 @@ fn flat_branches(node: &ast::Node) -> Vec<ast::Node> {
     }
 }
 
+/// Patterns such as a prefregex `^(?:optional parts)*(?P<content>.+)$` match every
+/// one-line haystack: the optional parts can all match nothing at the start, `.+` then
+/// takes the line, and `$` holds at its end. Recognised on the tree as written: a
+/// text-start assertion, items that can each match the empty string without any
+/// condition, a greedy or lazy `.*`/`.+` (no DOTALL, perhaps inside groups), and `$`.
+/// Returns the least number of characters the line needs. Only the "matches" answer
+/// is taken from this; any other haystack goes to the engines (the optional parts
+/// could, say, take a newline).
+fn line_shortcut(tree: &ast::Node) -> Option<usize> {
+    use ast::{Assertion, Node};
+    fn flatten<'a>(node: &'a Node, out: &mut Vec<&'a Node>) {
+        match node {
+            Node::Concat(items) => items.iter().for_each(|i| flatten(i, out)),
+            Node::Group { index: None, sub } if matches!(**sub, Node::Concat(_)) => {
+                flatten(sub, out);
+            }
+            _ => out.push(node),
+        }
+    }
+    fn empty_ok(node: &Node) -> bool {
+        match node {
+            Node::Empty => true,
+            // Possessive and atomic parts do not give back what they took.
+            Node::Repeat {
+                greed: ast::Greed::Possessive,
+                ..
+            } => false,
+            Node::Repeat { min: 0, .. } => true,
+            Node::Repeat { sub, .. } | Node::Group { sub, .. } => empty_ok(sub),
+            Node::Concat(items) => items.iter().all(empty_ok),
+            Node::Alt(items) => items.iter().any(empty_ok),
+            _ => false,
+        }
+    }
+    fn rest_of_line(node: &Node) -> Option<usize> {
+        match node {
+            Node::Group { sub, .. } => rest_of_line(sub),
+            Node::Repeat {
+                min,
+                max: None,
+                greed: ast::Greed::Greedy | ast::Greed::Lazy,
+                sub,
+            } if matches!(**sub, Node::Any { dotall: false }) => usize::try_from(*min).ok(),
+            _ => None,
+        }
+    }
+    let mut items = Vec::new();
+    flatten(tree, &mut items);
+    let (first, rest) = items.split_first()?;
+    let (last, rest) = rest.split_last()?;
+    let (tail, middle) = rest.split_last()?;
+    let anchored = matches!(first, Node::Assert(Assertion::TextStart));
+    let ends = matches!(last, Node::Assert(Assertion::EndOrFinalNewline));
+    if !anchored || !ends || !middle.iter().all(|n| empty_ok(n)) {
+        return None;
+    }
+    rest_of_line(tail).filter(|&m| m <= 1)
+}
+
 fn build_linear(tree: &ast::Node) -> Option<Linear> {
     let mut caveats = lower::Caveats::default();
     // The Unicode lowering decides feasibility and the caveats; the automata come later.
     lower::to_hir(tree, &mut caveats, false)?;
     Some(Linear {
+        prefix_dfa: OnceLock::new(),
         branches: OnceLock::new(),
         ascii: OnceLock::new(),
         unicode: OnceLock::new(),
@@ -645,6 +778,56 @@ fn build_meta(hir: &regex_syntax::hir::Hir) -> Option<meta::Regex> {
         )
         .build_from_hir(hir)
         .ok()
+}
+
+/// The anchored DFA of [`Regex::deciding_prefix`]: every thread kept (`All`), small.
+fn build_prefix_dfa(source: &Source) -> Option<dense::DFA<Vec<u32>>> {
+    let hir = lower::to_hir(&source.rewritten()?, &mut lower::Caveats::default(), true)?;
+    if !hir
+        .properties()
+        .look_set_prefix()
+        .contains(regex_syntax::hir::Look::Start)
+    {
+        return None;
+    }
+    let nfa = thompson::Compiler::new()
+        .configure(thompson::Config::new().nfa_size_limit(Some(1 << 20)))
+        .build_from_hir(&hir)
+        .ok()?;
+    dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .match_kind(regex_automata::MatchKind::All)
+                .start_kind(StartKind::Anchored)
+                .dfa_size_limit(Some(PREFIX_DFA_LIMIT))
+                .determinize_size_limit(Some(4 * PREFIX_DFA_LIMIT)),
+        )
+        .build_from_nfa(&nfa)
+        .ok()
+}
+
+/// Bytes a [`Regex::deciding_prefix`] automaton may take (it is built once per pattern,
+/// for date templates, which are shared by every jail).
+const PREFIX_DFA_LIMIT: usize = 64 << 10;
+
+/// A haystack start that decides a pattern's searches (see [`Regex::deciding_prefix`]).
+#[derive(Clone, Debug)]
+pub struct DecidingPrefix {
+    bytes: Vec<u8>,
+    /// The whole haystack: its end took part in the decision.
+    whole: bool,
+}
+
+impl DecidingPrefix {
+    /// Whether the pattern this prefix was taken for (another one it tells nothing
+    /// about) gives on `haystack` what it gave on the haystack of the prefix.
+    pub fn decides(&self, haystack: &str) -> bool {
+        if self.whole {
+            haystack.as_bytes() == self.bytes.as_slice()
+        } else {
+            haystack.as_bytes().starts_with(&self.bytes)
+        }
+    }
 }
 
 /// A set of literals of which any match must contain at least one.
@@ -899,6 +1082,84 @@ mod tests {
         assert_eq!(cands.iter().collect::<Vec<_>>(), [1]);
         pf.candidates("", &mut cands);
         assert!(cands.is_empty());
+    }
+
+    /// The packed search reports one literal per hit; the literals it skips must still
+    /// be found, whatever their overlaps (checked against plain substring tests).
+    #[test]
+    fn prefilter_agrees_with_substring_search() {
+        let words = ["ab", "b", "aba", "ba", "bab", "abab", "a b", " ab", "bb a"];
+        let regexes: Vec<Regex> = words.iter().map(|w| Regex::new(w).expect("ok")).collect();
+        let refs: Vec<&Regex> = regexes.iter().collect();
+        let pf = Prefilter::new(&refs);
+        let mut cands = Candidates::new();
+        // Short haystacks take the packed searcher's fallback, long ones its SIMD path.
+        let pad = "x".repeat(40);
+        for short in strings(&["a", "b", " "], 6) {
+            for h in [short.clone(), format!("{pad}{short}{pad}")] {
+                pf.candidates(&h, &mut cands);
+                let expected: Vec<usize> =
+                    (0..words.len()).filter(|&i| h.contains(words[i])).collect();
+                assert_eq!(cands.iter().collect::<Vec<_>>(), expected, "{h:?}");
+            }
+        }
+    }
+
+    /// A deciding prefix is taken for what it claims: every haystack it decides gets
+    /// the same groups as the one it was taken from.
+    #[test]
+    fn deciding_prefixes_decide() {
+        let hs = strings(&["a", "b", " ", ":", "\n"], 5);
+        for pattern in [
+            r"^(?:\W{0,2})?(a+)(?::(b))?(?=\b|\W|$)",
+            r"^(a|ab)(b*)$",
+            r"^a\b",
+        ] {
+            let regex = Regex::new(pattern).expect("ok");
+            let mut locs = Locations::new();
+            let mut decided = 0;
+            for a in &hs {
+                let Some(prefix) = regex.deciding_prefix(a, 0) else {
+                    continue;
+                };
+                let found = regex.captures(a, &mut locs);
+                let theirs = found.then(|| spans(&regex, &locs));
+                for b in hs.iter().filter(|b| prefix.decides(b)) {
+                    let found = regex.captures(b, &mut locs);
+                    let ours = found.then(|| spans(&regex, &locs));
+                    assert_eq!(ours, theirs, "{pattern}: {a:?} decides {b:?}");
+                    decided += 1;
+                }
+            }
+            assert!(decided > hs.len(), "{pattern}: prefixes decide too little");
+        }
+        assert!(
+            Regex::new("a")
+                .expect("ok")
+                .deciding_prefix("a", 0)
+                .is_none()
+        );
+    }
+
+    /// The one-line shortcut answers only where the backtracking engine agrees.
+    #[test]
+    fn one_line_shortcut_agrees() {
+        let hs = strings(&["x", " ", "e", ":", "\n"], 5);
+        for (pattern, shortcut) in [
+            (r"^(?P<a>\s*(?:x\s+)?)(?:(?:e|x): )?(?P<c>.+)$", Some(1)),
+            (r"^(?:x)?(?:.*?)$", Some(0)),
+            (r"^(?>\s*).+$", None),
+            (r"^x?.+\Z", None),
+            (r"(?:x)?.+$", None),
+        ] {
+            let regex = Regex::new(pattern).expect("ok");
+            assert_eq!(regex.plan().matches_lines_from, shortcut, "{pattern}");
+            let fancy = regex.fancy().expect("fancy compiles");
+            for h in &hs {
+                let expected = fancy.is_match(h).expect("no limit");
+                assert_eq!(regex.is_match(h), expected, "{pattern} on {h:?}");
+            }
+        }
     }
 
     #[test]

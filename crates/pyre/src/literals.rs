@@ -9,7 +9,7 @@
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::{self, DFA};
-use aho_corasick::{Anchored, MatchKind};
+use aho_corasick::{Anchored, MatchKind, Span, packed};
 
 use crate::ast::{Case, Node};
 use crate::{Regex, RequiredLiterals, charset};
@@ -230,15 +230,130 @@ fn alternatives<'a>(items: impl Iterator<Item = &'a Node>) -> Info {
 /// Aho-Corasick pass over it.
 #[derive(Debug)]
 pub struct Prefilter {
-    // The DFA itself rather than `AhoCorasick`, walked by a loop of our own: every
-    // byte of every line goes through it, and the generic overlapping search spends
-    // most of its time on bookkeeping and a virtual call per byte.
-    sensitive: Option<DFA>,
-    sensitive_owner: Vec<usize>,
-    insensitive: Option<DFA>,
-    insensitive_owner: Vec<usize>,
+    sensitive: Option<Scan>,
+    insensitive: Option<Scan>,
     always: Vec<usize>,
     patterns: usize,
+}
+
+/// One literal set and the search that finds which of its members occur.
+#[derive(Debug)]
+enum Scan {
+    /// A SIMD (Teddy) search for the first literal, repeated from one byte after each
+    /// hit: it skips most of a line in wide steps instead of one automaton transition
+    /// per byte, and weighs a few KiB instead of an automaton's tens.
+    ///
+    /// It reports one literal per hit, but that loses none: the literals are ordered
+    /// longest first, so a hit at `p` is the longest literal occurring at `p`; every
+    /// other literal occurring at `p` is a prefix of it, and every literal starting
+    /// after `p` is found by a later search, which starts at `p + 1` and finds the
+    /// leftmost occurrence from there. `implied[k]` therefore lists the owners of every
+    /// literal that occurs inside literal `k` (itself included).
+    Packed {
+        searcher: packed::Searcher,
+        implied: Vec<Vec<usize>>,
+    },
+    /// The automaton itself rather than `AhoCorasick`, walked by a loop of our own (for
+    /// sets the packed search does not take: too many literals, or case-insensitive).
+    Dfa { dfa: Box<DFA>, owners: Vec<usize> },
+}
+
+impl Scan {
+    fn new(lits: &[String], owners: &[usize], icase: bool) -> Option<Scan> {
+        if lits.is_empty() {
+            return None;
+        }
+        if !icase && let Some(scan) = Scan::packed(lits, owners) {
+            return Some(scan);
+        }
+        let dfa = dfa::Builder::new()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .ascii_case_insensitive(icase)
+            .build(lits)
+            .ok()?;
+        Some(Scan::Dfa {
+            dfa: Box::new(dfa),
+            owners: owners.to_vec(),
+        })
+    }
+
+    fn packed(lits: &[String], owners: &[usize]) -> Option<Scan> {
+        let mut order: Vec<usize> = (0..lits.len()).collect();
+        order.sort_by(|&a, &b| {
+            lits[b]
+                .len()
+                .cmp(&lits[a].len())
+                .then(lits[a].cmp(&lits[b]))
+        });
+        order.dedup_by_key(|k| lits[*k].as_str());
+        let searcher = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(order.iter().map(|&k| lits[k].as_bytes()))
+            .build()?;
+        let implied = order
+            .iter()
+            .map(|&k| {
+                let mut inside: Vec<usize> = (0..lits.len())
+                    .filter(|&j| lits[k].contains(lits[j].as_str()))
+                    .filter_map(|j| owners.get(j).copied())
+                    .collect();
+                inside.sort_unstable();
+                inside.dedup();
+                inside
+            })
+            .collect();
+        Some(Scan::Packed { searcher, implied })
+    }
+
+    /// Inserts into `out` the owner of every literal occurring in `haystack`; false when
+    /// the search could not run (the caller must then widen `out` to everything).
+    fn scan(&self, haystack: &[u8], out: &mut Candidates, all: usize) -> bool {
+        match self {
+            Scan::Packed { searcher, implied } => {
+                let mut at = 0;
+                while at < haystack.len() {
+                    let Some(m) = searcher.find_in(haystack, Span::from(at..haystack.len())) else {
+                        break;
+                    };
+                    for &owner in implied.get(m.pattern().as_usize()).into_iter().flatten() {
+                        out.insert(owner);
+                    }
+                    if out.count == all {
+                        break;
+                    }
+                    at = m.start() + 1;
+                }
+                true
+            }
+            Scan::Dfa { dfa, owners } => {
+                // An unanchored DFA always has a start state; without one, every pattern
+                // stays possible (a prefilter may only ever widen the set).
+                let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+                    return false;
+                };
+                for &byte in haystack {
+                    sid = dfa.next_state(Anchored::No, sid, byte);
+                    if !dfa.is_special(sid) {
+                        continue;
+                    }
+                    if dfa.is_match(sid) {
+                        for i in 0..dfa.match_len(sid) {
+                            let pattern = dfa.match_pattern(sid, i).as_usize();
+                            if let Some(&owner) = owners.get(pattern) {
+                                out.insert(owner);
+                            }
+                        }
+                        if out.count == all {
+                            break;
+                        }
+                    }
+                }
+                true
+            }
+        }
+    }
 }
 
 /// The patterns a [`Prefilter`] found possible, reusable across haystacks.
@@ -312,33 +427,20 @@ impl Prefilter {
                 _ => always.push(i),
             }
         }
-        let build = |lits: &[String], icase: bool| -> Option<DFA> {
-            if lits.is_empty() {
-                return None;
-            }
-            dfa::Builder::new()
-                .match_kind(MatchKind::Standard)
-                .prefilter(false)
-                .ascii_case_insensitive(icase)
-                .build(lits)
-                .ok()
-        };
-        let sensitive_ac = build(&sensitive, false);
-        let insensitive_ac = build(&insensitive, true);
+        let sensitive_scan = Scan::new(&sensitive, &sensitive_owner, false);
+        let insensitive_scan = Scan::new(&insensitive, &insensitive_owner, true);
         // A literal set that failed to build makes its patterns unconditional.
-        if sensitive_ac.is_none() {
+        if sensitive_scan.is_none() {
             always.append(&mut sensitive_owner);
         }
-        if insensitive_ac.is_none() {
+        if insensitive_scan.is_none() {
             always.append(&mut insensitive_owner);
         }
         always.sort_unstable();
         always.dedup();
         Prefilter {
-            sensitive: sensitive_ac,
-            sensitive_owner,
-            insensitive: insensitive_ac,
-            insensitive_owner,
+            sensitive: sensitive_scan,
+            insensitive: insensitive_scan,
             always,
             patterns: regexes.len(),
         }
@@ -360,35 +462,15 @@ impl Prefilter {
         for &i in &self.always {
             out.insert(i);
         }
-        for (ac, owners) in [
-            (&self.sensitive, &self.sensitive_owner),
-            (&self.insensitive, &self.insensitive_owner),
-        ] {
-            let Some(ac) = ac else { continue };
-            // An unanchored DFA always has a start state; without one, every pattern
-            // stays possible (a prefilter may only ever widen the set).
-            let Ok(mut sid) = ac.start_state(Anchored::No) else {
+        for scan in [&self.sensitive, &self.insensitive].into_iter().flatten() {
+            if out.count == self.patterns {
+                return;
+            }
+            if !scan.scan(haystack.as_bytes(), out, self.patterns) {
                 for i in 0..self.patterns {
                     out.insert(i);
                 }
                 return;
-            };
-            for &byte in haystack.as_bytes() {
-                sid = ac.next_state(Anchored::No, sid, byte);
-                if !ac.is_special(sid) {
-                    continue;
-                }
-                if ac.is_match(sid) {
-                    for i in 0..ac.match_len(sid) {
-                        let pattern = ac.match_pattern(sid, i).as_usize();
-                        if let Some(&owner) = owners.get(pattern) {
-                            out.insert(owner);
-                        }
-                    }
-                    if out.count == self.patterns {
-                        return;
-                    }
-                }
             }
         }
     }
