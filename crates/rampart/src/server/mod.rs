@@ -153,6 +153,7 @@ fn open_store(dbfile: &str, logger: &Logger) -> Option<Store> {
 
 /// Starts every enabled jail of `config`; a broken jail is reported and skipped.
 fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
+    let _reading = shared.reactor.hold();
     for warning in &config.warnings {
         shared
             .logger

@@ -30,6 +30,9 @@ enum Command {
     Add(u64, Box<Worker>),
     /// Takes the jail out (positions saved, source closed), then answers.
     Remove(u64, Sender<()>),
+    /// No turns until as many `Resume`s came (see [`Reactor::hold`]).
+    Hold,
+    Resume,
     Shutdown,
 }
 
@@ -89,6 +92,15 @@ impl Reactor {
             .is_some_and(|t| !t.is_finished())
     }
 
+    /// Holds every jail's reading until the guard is dropped: the server starts its
+    /// jails on every core, then the reactor reads what their logs hold, rather than
+    /// the first jails' catch-up taking a core from the start of the others. Jails are
+    /// still added and removed meanwhile.
+    pub fn hold(&self) -> ReadingHeld<'_> {
+        self.send(Command::Hold);
+        ReadingHeld { reactor: self }
+    }
+
     /// Takes a jail out and waits until it is: its positions are saved and its source
     /// closed. A turn in progress finishes first (it is bounded).
     pub fn remove(&self, id: u64) {
@@ -116,6 +128,18 @@ impl Reactor {
         if let Some(thread) = thread {
             let _ = thread.join();
         }
+    }
+}
+
+/// See [`Reactor::hold`].
+#[derive(Debug)]
+pub struct ReadingHeld<'a> {
+    reactor: &'a Reactor,
+}
+
+impl Drop for ReadingHeld<'_> {
+    fn drop(&mut self) {
+        self.reactor.send(Command::Resume);
     }
 }
 
@@ -159,6 +183,7 @@ const POLL_BACKOFF: Duration = Duration::from_millis(500);
 
 fn run(listener: &WakeListener, inbox: &Mutex<Vec<Command>>, logger: &Logger) {
     let mut jails: Vec<Entry> = Vec::new();
+    let mut held = 0u32;
     loop {
         listener.take();
         let commands = std::mem::take(&mut *inbox.lock().unwrap_or_else(PoisonError::into_inner));
@@ -178,6 +203,8 @@ fn run(listener: &WakeListener, inbox: &Mutex<Vec<Command>>, logger: &Logger) {
                     }
                     let _ = done.send(());
                 }
+                Command::Hold => held += 1,
+                Command::Resume => held = held.saturating_sub(1),
                 Command::Shutdown => {
                     for entry in &mut jails {
                         entry.worker.finish();
@@ -185,6 +212,13 @@ fn run(listener: &WakeListener, inbox: &Mutex<Vec<Command>>, logger: &Logger) {
                     return;
                 }
             }
+        }
+        if held > 0 {
+            // Only the inbox matters until the reading resumes.
+            if rampart_source::wait_readable(&[listener.fd()], Duration::from_secs(3600)).is_err() {
+                std::thread::sleep(POLL_BACKOFF);
+            }
+            continue;
         }
 
         let now = Instant::now();
