@@ -36,12 +36,13 @@ pub(crate) struct LineSplit<'a> {
 }
 
 impl FilterRegex {
-    /// Builds the engines now and reports a pattern none of them accepts (see
-    /// [`Regex::check`]).
+    /// Drops the engines built so far (see [`Regex::release_engines`]).
     pub(crate) fn release_engines(&mut self) {
         self.regex.release_engines();
     }
 
+    /// Builds the engines now and reports a pattern none of them accepts (see
+    /// [`Regex::check`]).
     pub(crate) fn check(&self) -> Result<(), Error> {
         self.regex().check().map_err(|e| Error::Regex {
             regex: self.source().to_string(),

@@ -200,8 +200,10 @@ pub struct Regex {
     source: Source,
     names: Vec<(usize, String)>,
     group_count: usize,
-    plan: OnceLock<Plan>,
-    fancy: OnceLock<Result<fancy_regex::Regex, String>>,
+    /// Boxed, as the other engines: a regex that never runs (most of a daemon's)
+    /// then costs a pointer for each, not the room of what it would build.
+    plan: OnceLock<Box<Plan>>,
+    fancy: OnceLock<Box<Result<fancy_regex::Regex, String>>>,
     /// The capture engine of choice, compiled on the first capture search.
     #[cfg(feature = "pcre2")]
     pcre: OnceLock<Option<pcre::Pcre>>,
@@ -299,10 +301,10 @@ impl Regex {
                 .filter(|t| !t.is_fancy())
                 .and_then(|t| build_linear(&t));
             let matches_lines_from = self.source.tree().as_ref().and_then(line_shortcut);
-            Plan {
+            Box::new(Plan {
                 linear,
                 matches_lines_from,
-            }
+            })
         })
     }
 
@@ -324,19 +326,20 @@ impl Regex {
     }
 
     fn fancy(&self) -> Result<&fancy_regex::Regex, &String> {
-        self.fancy
-            .get_or_init(|| {
-                let tree = self
-                    .source
-                    .tree()
-                    .ok_or_else(|| "the pattern no longer parses".to_string())?;
-                let text = lower::to_fancy(&tree);
-                fancy_regex::RegexBuilder::new(&text)
-                    .backtrack_limit(BACKTRACK_LIMIT)
-                    .build()
-                    .map_err(|e| format!("backtracking engine refused the pattern: {e}"))
-            })
-            .as_ref()
+        let built = self.fancy.get_or_init(|| Box::new(self.build_fancy()));
+        built.as_ref().as_ref()
+    }
+
+    fn build_fancy(&self) -> Result<fancy_regex::Regex, String> {
+        let tree = self
+            .source
+            .tree()
+            .ok_or_else(|| "the pattern no longer parses".to_string())?;
+        let text = lower::to_fancy(&tree);
+        fancy_regex::RegexBuilder::new(&text)
+            .backtrack_limit(BACKTRACK_LIMIT)
+            .build()
+            .map_err(|e| format!("backtracking engine refused the pattern: {e}"))
     }
 
     /// The Python pattern this was compiled from.
