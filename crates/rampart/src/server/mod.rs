@@ -151,9 +151,13 @@ fn open_store(dbfile: &str, logger: &Logger) -> Option<Store> {
     }
 }
 
-/// Starts every enabled jail of `config`; a broken jail is reported and skipped.
-fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
-    let _reading = shared.reactor.hold();
+/// Starts every enabled jail of `config`; a broken jail is reported and skipped. The
+/// jails read nothing until the returned guard is dropped.
+fn start_jails<'a>(
+    shared: &'a Arc<Shared>,
+    config: &rampart_config::Configuration,
+) -> reactor::ReadingHeld<'a> {
+    let reading = shared.reactor.hold();
     for warning in &config.warnings {
         shared
             .logger
@@ -189,6 +193,7 @@ fn start_jails(shared: &Arc<Shared>, config: &rampart_config::Configuration) {
         }
     }
     start_actions(shared, starters);
+    reading
 }
 
 /// Starts the actions of jails that read their logs already, in the background and a
@@ -386,10 +391,12 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
     std::fs::write(&pidfile, format!("{}\n", std::process::id()))
         .with_context(|| format!("writing {}", pidfile.display()))?;
 
-    start_jails(&shared, &config);
+    let reading = start_jails(&shared, &config);
     // The jails hold what they need; the whole resolved tree is not kept for the
-    // daemon's lifetime (a reload reads the files again).
+    // daemon's lifetime (a reload reads the files again), and goes before the reading
+    // (with its engines built for the catch-up) begins.
     drop(config);
+    drop(reading);
     shared.unclean_start.store(false, Ordering::SeqCst);
     logger.log(
         INFO,
@@ -420,7 +427,7 @@ pub fn run(args: &ServerArgs, default_config: &Path) -> Result<u8> {
             match read_configuration(&config_dir) {
                 Ok(config) => {
                     stop_jails(&shared);
-                    start_jails(&shared, &config);
+                    drop(start_jails(&shared, &config));
                 }
                 Err(e) => logger.log(
                     ERROR,

@@ -238,6 +238,7 @@ fn run(listener: &WakeListener, inbox: &Mutex<Vec<Command>>, logger: &Logger) {
 
         // Each due jail gets one bounded turn per round, in start order.
         let mut failed = Vec::new();
+        let mut released = false;
         for (at, entry) in jails.iter_mut().enumerate() {
             if !entry.ready && Instant::now() < entry.worker.next_turn() {
                 continue;
@@ -246,9 +247,10 @@ fn run(listener: &WakeListener, inbox: &Mutex<Vec<Command>>, logger: &Logger) {
                 Ok(more) => entry.ready = more,
                 Err(_) => failed.push(at),
             }
+            // At once, so that the next jail's catch-up reuses the memory.
+            released |= entry.worker.release_engines_if_quiet(Instant::now());
         }
         let now = Instant::now();
-        let mut released = false;
         for entry in &mut jails {
             released |= entry.worker.release_engines_if_quiet(now);
         }
