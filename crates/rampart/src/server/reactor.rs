@@ -244,15 +244,15 @@ fn run(listener: &WakeListener, inbox: &Mutex<Vec<Command>>, logger: &Logger) {
                 continue;
             }
             match catch_unwind(AssertUnwindSafe(|| entry.worker.turn())) {
-                Ok(more) => entry.ready = more,
+                Ok(more) => {
+                    entry.ready = more;
+                    // Right after the turn, so that the next jail's catch-up reuses the
+                    // memory. A release that falls due brings a turn of its own (it is
+                    // part of `next_turn`).
+                    released |= entry.worker.release_engines_if_quiet(Instant::now());
+                }
                 Err(_) => failed.push(at),
             }
-            // At once, so that the next jail's catch-up reuses the memory.
-            released |= entry.worker.release_engines_if_quiet(Instant::now());
-        }
-        let now = Instant::now();
-        for entry in &mut jails {
-            released |= entry.worker.release_engines_if_quiet(now);
         }
         if released {
             give_back_freed_memory();
