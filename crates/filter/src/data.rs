@@ -57,7 +57,7 @@ const BOOKKEEPING: usize = 4;
 /// An insertion-ordered map of names to values (few keys: linear search is fastest).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FailData {
-    entries: Vec<(Arc<str>, Value)>,
+    entries: Vec<(Key, Value)>,
 }
 
 impl FailData {
@@ -71,7 +71,7 @@ impl FailData {
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries
             .iter()
-            .find(|(k, _)| &**k == key)
+            .find(|(k, _)| k.0 == key)
             .map(|(_, v)| v)
     }
 
@@ -93,36 +93,36 @@ impl FailData {
     // Every key in an entry is interned (see [`intern`]), so within the crate a key is
     // found by its address: one comparison per entry instead of a string comparison.
 
-    fn position(&self, key: &Arc<str>) -> Option<usize> {
-        self.entries.iter().position(|(k, _)| Arc::ptr_eq(k, key))
+    fn position(&self, key: &Key) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| k == key)
     }
 
-    pub(crate) fn get_k(&self, key: &Arc<str>) -> Option<&Value> {
+    pub(crate) fn get_k(&self, key: &Key) -> Option<&Value> {
         self.position(key).map(|i| &self.entries[i].1)
     }
 
-    pub(crate) fn text_k(&self, key: &Arc<str>) -> Option<&str> {
+    pub(crate) fn text_k(&self, key: &Key) -> Option<&str> {
         self.get_k(key).and_then(Value::as_text)
     }
 
-    pub(crate) fn truthy_k(&self, key: &Arc<str>) -> bool {
+    pub(crate) fn truthy_k(&self, key: &Key) -> bool {
         self.get_k(key).is_some_and(Value::is_truthy)
     }
 
-    pub(crate) fn set(&mut self, key: &Arc<str>, value: Value) {
+    pub(crate) fn set(&mut self, key: &Key, value: Value) {
         match self.position(key) {
             Some(i) => self.entries[i].1 = value,
-            None => self.entries.push((Arc::clone(key), value)),
+            None => self.entries.push((*key, value)),
         }
     }
 
     /// Adds an entry for a key known not to be present.
-    pub(crate) fn push_new(&mut self, key: &Arc<str>, value: Value) {
+    pub(crate) fn push_new(&mut self, key: &Key, value: Value) {
         debug_assert!(self.position(key).is_none());
-        self.entries.push((Arc::clone(key), value));
+        self.entries.push((*key, value));
     }
 
-    pub(crate) fn pop(&mut self, key: &Arc<str>) -> Option<Value> {
+    pub(crate) fn pop(&mut self, key: &Key) -> Option<Value> {
         let pos = self.position(key)?;
         Some(self.entries.remove(pos).1)
     }
@@ -160,7 +160,7 @@ impl FailData {
 
     /// All entries, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.entries.iter().map(|(k, v)| (&**k, v))
+        self.entries.iter().map(|(k, v)| (k.0, v))
     }
 
     /// The matched lines (`matches`).
@@ -179,7 +179,7 @@ impl FailData {
         }
     }
 
-    pub(crate) fn take_lines(&mut self, key: &Arc<str>) -> Vec<TupleLine> {
+    pub(crate) fn take_lines(&mut self, key: &Key) -> Vec<TupleLine> {
         match self.pop(key) {
             Some(Value::Lines(l)) => l,
             _ => Vec::new(),
@@ -207,40 +207,75 @@ pub(crate) mod names {
     pub const IP: &str = "ip";
 }
 
-/// The one `Arc<str>` of a group or bookkeeping name for the whole process, so that
-/// keys compare by address. Names come from filter definitions (a small, repeating
-/// vocabulary), so the table stays small.
-pub(crate) fn intern(name: &str) -> Arc<str> {
-    static NAMES: Mutex<Vec<Arc<str>>> = Mutex::new(Vec::new());
+/// A group or bookkeeping name, interned for the whole process (see [`intern`]): two
+/// keys are equal when they are the same name, which is one address comparison.
+///
+/// Keys are plain references rather than `Arc<str>` because every failure copies and
+/// drops several of them per line; an atomic count on each was measurable.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Key(&'static str);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.0.cmp(other.0)
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
+/// The one [`Key`] of a name. Names come from filter definitions (a small, repeating
+/// vocabulary that a reload finds again in the table), so the names kept for the
+/// process's life stay few.
+pub(crate) fn intern(name: &str) -> Key {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
     // A panic elsewhere while the table was held leaves it intact (pushes are whole).
     let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(n) = names.iter().find(|n| &***n == name) {
-        return Arc::clone(n);
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return Key(n);
     }
-    let n: Arc<str> = Arc::from(name);
-    names.push(Arc::clone(&n));
-    n
+    let n: &'static str = Box::leak(name.into());
+    names.push(n);
+    Key(n)
 }
 
 /// Interned keys for the entries the filter reads and writes itself.
 #[derive(Debug)]
 pub(crate) struct Keys {
-    pub matches: Arc<str>,
-    pub users: Arc<str>,
-    pub user: Arc<str>,
-    pub nofail: Arc<str>,
-    pub nofail_matches: Arc<str>,
-    pub mlfid: Arc<str>,
-    pub mlfgained: Arc<str>,
-    pub mlfforget: Arc<str>,
-    pub mlfpending: Arc<str>,
-    pub content: Arc<str>,
-    pub fid: Arc<str>,
-    pub ip4: Arc<str>,
-    pub ip6: Arc<str>,
-    pub dns: Arc<str>,
-    pub cidr: Arc<str>,
-    pub ip: Arc<str>,
+    pub matches: Key,
+    pub users: Key,
+    pub user: Key,
+    pub nofail: Key,
+    pub nofail_matches: Key,
+    pub mlfid: Key,
+    pub mlfgained: Key,
+    pub mlfforget: Key,
+    pub mlfpending: Key,
+    pub content: Key,
+    pub fid: Key,
+    pub ip4: Key,
+    pub ip6: Key,
+    pub dns: Key,
+    pub cidr: Key,
+    pub ip: Key,
 }
 
 /// The interned bookkeeping keys.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rampart_pyre::{Flags, Locations, Regex};
 
-use crate::data::{FailData, Value, intern};
+use crate::data::{FailData, Key, Value, intern};
 use crate::lines::{TupleLine, split_lines_python};
 use crate::{Error, UseDns, tags};
 
@@ -18,11 +18,11 @@ pub(crate) struct FilterRegex {
     /// The regex as configured, tags unexpanded: what reports show.
     source: String,
     regex: Regex,
-    groups: Vec<(usize, Arc<str>)>,
+    groups: Vec<(usize, Key)>,
     /// `alt_NAME[_N]` groups that fill `NAME` when it is empty, sorted by group name.
-    alternates: Vec<(Arc<str>, Arc<str>)>,
+    alternates: Vec<(Key, Key)>,
     /// `tuple_NAME[_N]` groups combined with `NAME`, sorted by group name.
-    tuples: Vec<(Arc<str>, Arc<str>)>,
+    tuples: Vec<(Key, Key)>,
     /// Python group numbers of `skiplines0`, `skiplines1`, … in order.
     skiplines: Vec<usize>,
 }
@@ -66,7 +66,7 @@ impl FilterRegex {
             regex: source.to_string(),
             reason: e.to_string(),
         })?;
-        let mut groups: Vec<(usize, Arc<str>)> =
+        let mut groups: Vec<(usize, Key)> =
             regex.group_names().map(|(i, n)| (i, intern(n))).collect();
         groups.sort_by_key(|(i, _)| *i);
         let mut alternates = Vec::new();
@@ -76,9 +76,9 @@ impl FilterRegex {
                 continue;
             }
             if let Some(rest) = name.strip_prefix("alt_") {
-                alternates.push((Arc::clone(name), intern(&compound_target(rest))));
+                alternates.push((*name, intern(&compound_target(rest))));
             } else if let Some(rest) = name.strip_prefix("tuple_") {
-                tuples.push((Arc::clone(name), intern(&compound_target(rest))));
+                tuples.push((*name, intern(&compound_target(rest))));
             }
         }
         alternates.sort();
