@@ -25,6 +25,8 @@ mod lower;
 mod parse;
 #[cfg(feature = "pcre2")]
 mod pcre;
+#[cfg(feature = "pcre2")]
+mod prune;
 mod rewrite;
 mod tables;
 
@@ -207,6 +209,10 @@ pub struct Regex {
     /// The capture engine of choice, compiled on the first capture search.
     #[cfg(feature = "pcre2")]
     pcre: OnceLock<Option<pcre::Pcre>>,
+    /// PCRE2 on the live branches of an expanded conditional, built with the first
+    /// capture search that PCRE2 runs.
+    #[cfg(feature = "pcre2")]
+    pruned: OnceLock<Option<Box<prune::Pruned>>>,
     literals: OnceLock<Option<RequiredLiterals>>,
 }
 
@@ -252,6 +258,8 @@ impl Regex {
             fancy: OnceLock::new(),
             #[cfg(feature = "pcre2")]
             pcre: OnceLock::new(),
+            #[cfg(feature = "pcre2")]
+            pruned: OnceLock::new(),
             literals: OnceLock::new(),
         })
     }
@@ -273,6 +281,7 @@ impl Regex {
         #[cfg(feature = "pcre2")]
         {
             self.pcre = OnceLock::new();
+            self.pruned = OnceLock::new();
         }
     }
 
@@ -311,6 +320,21 @@ impl Regex {
     #[inline]
     fn linear(&self) -> Option<&Linear> {
         self.plan().linear.as_ref()
+    }
+
+    /// See [`prune`]: only for patterns with a conditional or back-reference, the
+    /// constructs whose expansion makes the branches.
+    #[cfg(feature = "pcre2")]
+    fn pruned(&self) -> Option<&prune::Pruned> {
+        self.pruned
+            .get_or_init(|| {
+                let tree = self.source.tree()?;
+                if !tree.any(&|n| matches!(n, ast::Node::Cond { .. } | ast::Node::Backref { .. })) {
+                    return None;
+                }
+                prune::Pruned::new(&tree).map(Box::new)
+            })
+            .as_deref()
     }
 
     #[inline]
@@ -517,6 +541,19 @@ impl Regex {
                     None => return Ok(false),
                 }
             }
+            if start == 0
+                && let Some(pruned) = self.pruned()
+            {
+                match pruned.live(haystack) {
+                    prune::Live::None => return Ok(false),
+                    prune::Live::From(variant) => match variant.captures(haystack, 0, locations) {
+                        pcre::Outcome::Match => return Ok(true),
+                        pcre::Outcome::NoMatch => return Ok(false),
+                        pcre::Outcome::Undecided => locations.clear(self.group_count + 1),
+                    },
+                    prune::Live::All => {}
+                }
+            }
             match pcre.captures(haystack, start, locations) {
                 pcre::Outcome::Match => return Ok(true),
                 pcre::Outcome::NoMatch => return Ok(false),
@@ -663,7 +700,7 @@ impl Branches {
 /// The alternatives of `node` with nested alternations opened up: `(?:a|b)|c` is
 /// `a|b|c`, and `d(?:a|b)` is `da|db` when `d` can match in only one way (a choice-free
 /// prefix tried before each alternative in turn keeps the order of the matches).
-fn flat_branches(node: &ast::Node) -> Vec<ast::Node> {
+pub(crate) fn flat_branches(node: &ast::Node) -> Vec<ast::Node> {
     fn choice_free(n: &ast::Node) -> bool {
         match n {
             ast::Node::Empty
@@ -959,6 +996,37 @@ mod tests {
         );
         linear_agrees(r"(a)??b(?(1)c|a)", &hs);
         linear_agrees(r"(?:(a)|b)(?(1)b|a)", &hs);
+    }
+
+    /// sshd's failed-login shape: a conditional whose expansion leaves lookarounds, so
+    /// PCRE2 answers, from the first branch the relaxed automata cannot rule out.
+    #[cfg(feature = "pcre2")]
+    #[test]
+    fn pruned_branches_agree_with_the_full_pattern() {
+        let pattern = r"^F (?P<i>iu )?(?P<u>(?P<c>\S+)|(?(i)(?:(?! f ).)*?|[^:]+)) f (?P<h>\d+)(?: p \d+)?(?(c): |(?:(?:(?! f ).)*)$)";
+        let regex = Regex::new(pattern).expect("compiles");
+        assert!(regex.pruned().is_some(), "no branches to prune");
+        let fancy = regex.fancy().expect("fancy compiles");
+        let mut locs = Locations::new();
+        let mut pruned = 0;
+        for tail in strings(&["iu ", "a", " f ", "1", " p ", ": ", ":"], 5) {
+            let h = format!("F {tail}");
+            if matches!(
+                regex.pruned().map(|p| p.live(&h)),
+                Some(prune::Live::From(_))
+            ) {
+                pruned += 1;
+            }
+            let found = regex.captures(&h, &mut locs);
+            let ours = found.then(|| spans(&regex, &locs));
+            let theirs = fancy.captures(&h).expect("no limit").map(|c| {
+                (0..=regex.group_count())
+                    .map(|g| c.get(g).map(|m| (m.start(), m.end())))
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(ours, theirs, "on {h:?}");
+        }
+        assert!(pruned > 100, "only {pruned} haystacks took a variant");
     }
 
     #[test]

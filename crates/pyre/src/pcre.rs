@@ -34,7 +34,12 @@ impl Pcre {
     /// Compiles the tree for PCRE2, or `None` when PCRE2 refuses it or the group
     /// numbering would differ from Python's.
     pub(crate) fn new(tree: &ast::Node, group_count: usize) -> Option<Pcre> {
-        let text = lower::to_pcre2(tree);
+        let pcre = Pcre::compile(&lower::to_pcre2(tree))?;
+        (pcre.group_len() == group_count + 1).then_some(pcre)
+    }
+
+    /// Compiles an emitted pattern, or `None` when PCRE2 refuses it.
+    pub(crate) fn compile(text: &str) -> Option<Pcre> {
         // UCP brings PCRE2_MATCH_INVALID_UTF, which spares a validity scan of every
         // haystack (ours are `str`s, valid by construction); the emission does not
         // use anything UCP changes.
@@ -46,15 +51,17 @@ impl Pcre {
             // until a search needs it.
             .max_jit_stack_size(Some(1 << 20))
             .jit_if_available(true)
-            .build(&text)
+            .build(text)
             .ok()?;
-        if regex.captures_len() != group_count + 1 {
-            return None;
-        }
         Some(Pcre {
             regex,
             spare: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Number of groups, the whole match included.
+    pub(crate) fn group_len(&self) -> usize {
+        self.regex.captures_len()
     }
 
     /// Searches from byte `start` (earlier text still counts for lookbehinds).
@@ -63,6 +70,37 @@ impl Pcre {
         haystack: &str,
         start: usize,
         locations: &mut Locations,
+    ) -> Outcome {
+        self.search(haystack, start, |locs| {
+            for (i, span) in locations.spans.iter_mut().enumerate() {
+                *span = locs.get(i);
+            }
+        })
+    }
+
+    /// [`Pcre::captures`] for a pattern whose group `i` is Python's group `groups[i]`
+    /// (a group may occur more than once: the one that took part gives the span).
+    pub(crate) fn captures_mapped(
+        &self,
+        haystack: &str,
+        start: usize,
+        locations: &mut Locations,
+        groups: &[usize],
+    ) -> Outcome {
+        self.search(haystack, start, |locs| {
+            for (i, &python) in groups.iter().enumerate() {
+                if let (Some(span), Some(slot)) = (locs.get(i), locations.spans.get_mut(python)) {
+                    *slot = Some(span);
+                }
+            }
+        })
+    }
+
+    fn search(
+        &self,
+        haystack: &str,
+        start: usize,
+        record: impl FnOnce(&CaptureLocations),
     ) -> Outcome {
         let mut locs = self
             .spare
@@ -75,9 +113,7 @@ impl Pcre {
             .captures_read_at(&mut locs, haystack.as_bytes(), start)
         {
             Ok(Some(_)) => {
-                for (i, span) in locations.spans.iter_mut().enumerate() {
-                    *span = locs.get(i);
-                }
+                record(&locs);
                 Outcome::Match
             }
             Ok(None) => Outcome::NoMatch,

@@ -68,7 +68,7 @@ enum Known<'a> {
 /// only one string there (groups with a small finite language are first split into
 /// one alternative per string, in Python's priority order), or a failure when `g` is
 /// unset (Python's back-reference to an unmatched group fails).
-fn expand_references(root: &Node) -> Option<Node> {
+pub(crate) fn expand_references(root: &Node) -> Option<Node> {
     let limit = size(root).saturating_mul(20).min(MAX_NODES);
     let mut node = root.clone();
     for _ in 0..64 {
