@@ -168,8 +168,10 @@ pub struct Failure {
     pub id: Option<FailureId>,
     /// The time of the failure (epoch seconds).
     pub time: Option<f64>,
-    /// Captured fields and bookkeeping (`matches`, `users`, `nofail`, …).
-    pub data: FailData,
+    /// Captured fields and bookkeeping (`matches`, `users`, `nofail`, …); shared with
+    /// the filter's multi-line cache, which takes it back without a copy once the
+    /// reader has dropped the failure.
+    pub data: Arc<FailData>,
 }
 
 impl Failure {
@@ -769,7 +771,7 @@ fn find_in_buffer(
             Some(id) => {
                 fail = mlfid::merge(&mut state.mlfid_cache, id, fail, &split.matched, now, k);
                 if fail.truthy_k(&k.nofail) && !check_all {
-                    state.mlfid_cache.update(id, &fail);
+                    state.mlfid_cache.update(id, &Arc::new(fail));
                     return failures;
                 }
             }
@@ -792,6 +794,7 @@ fn find_in_buffer(
         }
         // fail2ban's cache holds the very dictionary it goes on changing: it is stored
         // once, as it is when the failure leaves the filter.
+        let fail = Arc::new(fail);
         if let Some(id) = &mlfid {
             state.mlfid_cache.update(id, &fail);
         }
@@ -811,19 +814,12 @@ fn find_in_buffer(
                 });
             }
             Some(ids) => {
-                // Each id gets the data; the last one takes it instead of a copy.
-                let mut ids = ids.into_iter().peekable();
-                while let Some(id) = ids.next() {
-                    let data = if ids.peek().is_some() {
-                        fail.clone()
-                    } else {
-                        std::mem::take(&mut fail)
-                    };
+                for id in ids {
                     failures.push(Failure {
                         regex: index,
                         id: Some(id),
                         time: date,
-                        data,
+                        data: Arc::clone(&fail),
                     });
                 }
             }

@@ -31,7 +31,10 @@ pub(crate) struct MlfidCache {
 #[derive(Debug)]
 struct Entry {
     seq: u64,
-    data: FailData,
+    /// Shared with the failure last reported for the id, which its reader has usually
+    /// dropped by the id's next line: the merge then takes the data without a copy.
+    /// `None` until the first merge of a new id stores its result.
+    data: Option<Arc<FailData>>,
     expires: f64,
 }
 
@@ -63,7 +66,8 @@ impl MlfidCache {
     fn take(&mut self, id: &str, now: f64) -> Option<FailData> {
         let entry = self.entries.get_mut(id)?;
         if entry.expires > now {
-            return Some(std::mem::take(&mut entry.data));
+            let data = entry.data.take().map(Arc::unwrap_or_clone);
+            return Some(data.unwrap_or_default());
         }
         self.entries.remove(id);
         None
@@ -71,7 +75,7 @@ impl MlfidCache {
 
     /// fail2ban's `Cache.set` of an id it does not hold: when full, the oldest entries
     /// go until one is still live and there is room.
-    fn insert(&mut self, id: &Arc<str>, data: FailData, now: f64) {
+    fn insert(&mut self, id: &Arc<str>, now: f64) {
         if self.entries.len() >= MAX_ENTRIES {
             while let Some((seq, oldest)) = self.order.pop_front() {
                 let live = self.entries.get(&oldest).is_some_and(|e| e.seq == seq);
@@ -92,7 +96,7 @@ impl MlfidCache {
             Arc::clone(id),
             Entry {
                 seq,
-                data,
+                data: None,
                 expires: now + TTL_SECONDS,
             },
         );
@@ -104,9 +108,9 @@ impl MlfidCache {
         }
     }
 
-    pub(crate) fn update(&mut self, id: &str, data: &FailData) {
+    pub(crate) fn update(&mut self, id: &str, data: &Arc<FailData>) {
         if let Some(e) = self.entries.get_mut(id) {
-            e.data = data.clone();
+            e.data = Some(Arc::clone(data));
         }
     }
 
@@ -196,7 +200,7 @@ pub(crate) fn merge(
         None if flags & FORGET == 0 => {
             let users = record_user(&mut fail, user, k);
             // A placeholder: the `update` at the end stores the merged data.
-            cache.insert(id, FailData::default(), now);
+            cache.insert(id, now);
             (fail, users)
         }
         None => (fail, 0),
