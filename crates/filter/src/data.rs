@@ -6,10 +6,10 @@
 //! values overwrite others. Modelling it the same way keeps those rules checkable line
 //! by line against the reference.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
-use crate::FailureId;
 use crate::lines::TupleLine;
+use crate::{FailureId, Text};
 
 /// A value in a failure's data.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,13 +17,13 @@ pub enum Value {
     /// A group that did not take part in the match.
     None,
     /// A captured or assigned text.
-    Text(Arc<str>),
+    Text(Text),
     /// A flag set by the filter itself (`mlfpending`).
     Flag,
     /// Lines (`matches`, `nofail-matches`).
     Lines(Vec<TupleLine>),
     /// The distinct user names seen for one multi-line failure id, in first-seen order.
-    Users(Vec<String>),
+    Users(Vec<Text>),
     /// An address kept beside a non-address failure id (`ip`).
     Addr(FailureId),
     /// Values of `tuple_NAME_N` groups combined into `NAME`.
@@ -45,7 +45,7 @@ impl Value {
     /// The text, for text values.
     pub fn as_text(&self) -> Option<&str> {
         match self {
-            Value::Text(s) => Some(s),
+            Value::Text(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -55,16 +55,32 @@ impl Value {
 const BOOKKEEPING: usize = 4;
 
 /// An insertion-ordered map of names to values (few keys: linear search is fastest).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct FailData {
     entries: Vec<(Key, Value)>,
+    /// [`Key::bit`] of every key ever added (removals leave theirs): a key whose bit is
+    /// clear is absent without a search. Most lookups are of bookkeeping entries a
+    /// failure does not have.
+    present: u64,
+}
+
+impl PartialEq for FailData {
+    fn eq(&self, other: &FailData) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl FailData {
     pub(crate) fn with_capacity(n: usize) -> FailData {
         FailData {
             entries: Vec::with_capacity(n),
+            present: 0,
         }
+    }
+
+    fn push(&mut self, key: Key, value: Value) {
+        self.present |= key.bit();
+        self.entries.push((key, value));
     }
 
     /// The value of `key`, if present (a present `None` group is `Some(&Value::None)`).
@@ -94,6 +110,9 @@ impl FailData {
     // found by its address: one comparison per entry instead of a string comparison.
 
     fn position(&self, key: &Key) -> Option<usize> {
+        if self.present & key.bit() == 0 {
+            return None;
+        }
         self.entries.iter().position(|(k, _)| k == key)
     }
 
@@ -112,14 +131,14 @@ impl FailData {
     pub(crate) fn set(&mut self, key: &Key, value: Value) {
         match self.position(key) {
             Some(i) => self.entries[i].1 = value,
-            None => self.entries.push((*key, value)),
+            None => self.push(*key, value),
         }
     }
 
     /// Adds an entry for a key known not to be present.
     pub(crate) fn push_new(&mut self, key: &Key, value: Value) {
         debug_assert!(self.position(key).is_none());
-        self.entries.push((*key, value));
+        self.push(*key, value);
     }
 
     pub(crate) fn pop(&mut self, key: &Key) -> Option<Value> {
@@ -133,7 +152,7 @@ impl FailData {
         for (k, v) in other.entries {
             match self.position(&k) {
                 Some(i) => self.entries[i].1 = v,
-                None => self.entries.push((k, v)),
+                None => self.push(k, v),
             }
         }
     }
@@ -144,6 +163,7 @@ impl FailData {
         let mut merged =
             FailData::with_capacity(self.entries.len() + other.entries.len() + BOOKKEEPING);
         merged.entries.extend(self.entries.iter().cloned());
+        merged.present = self.present;
         merged.update(other);
         merged
     }
@@ -172,7 +192,7 @@ impl FailData {
     }
 
     /// The users seen for a multi-line failure (`users`).
-    pub fn users(&self) -> &[String] {
+    pub fn users(&self) -> &[Text] {
         match self.get(names::USERS) {
             Some(Value::Users(u)) => u,
             _ => &[],
@@ -232,6 +252,15 @@ impl PartialOrd for Key {
 impl Ord for Key {
     fn cmp(&self, other: &Key) -> std::cmp::Ordering {
         self.0.cmp(other.0)
+    }
+}
+
+impl Key {
+    /// One of 64 bits, from the name's address (distinct names, distinct addresses;
+    /// two names sharing a bit only cost a search).
+    fn bit(self) -> u64 {
+        let spread = (self.0.as_ptr().addr() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        1 << (spread >> 58)
     }
 }
 

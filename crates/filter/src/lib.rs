@@ -15,6 +15,7 @@ mod lines;
 mod mlfid;
 mod regex;
 mod tags;
+mod text;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -26,6 +27,7 @@ pub use addr::{AddrHint, FailureId};
 pub use data::{FailData, Value};
 use lines::LineRef;
 pub use lines::TupleLine;
+pub use text::Text;
 
 use data::{Keys, keys};
 use mlfid::MlfidCache;
@@ -733,7 +735,12 @@ fn find_in_buffer(
         let Some(split) = state.run(regex, buf, org) else {
             continue;
         };
-        let mut fail = regex.groups(buf, &state.locs);
+        // A single undated line (the prefregex's content) is the start of `buf`.
+        let shared = match state.line_buffer.as_slice() {
+            [only] if !multi => only.undated_text().cloned(),
+            _ => None,
+        };
+        let mut fail = regex.groups_in(buf, &state.locs, shared.as_ref());
         if !regexes.ignoreregex.is_empty()
             && state.ignore_line(regexes, settings, buf, org, Some(&split))
         {
@@ -764,7 +771,7 @@ fn find_in_buffer(
             fail = pre.updated_with(fail);
         }
         let mlfid = match fail.get_k(&k.mlfid) {
-            Some(Value::Text(id)) => Some(Arc::clone(id)),
+            Some(Value::Text(id)) => Some(id.clone()),
             _ => None,
         };
         match &mlfid {

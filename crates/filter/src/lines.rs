@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
+use crate::Text;
+
 /// A log line with the span of its date text.
 ///
 /// fail2ban matches regexes against the line *without* its date (`before + after`) and
 /// reports the whole line (`before + date + after`) as the matched line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TupleLine {
-    full: Arc<str>,
+    full: Text,
     date_start: usize,
     date_end: usize,
 }
@@ -18,7 +20,7 @@ impl TupleLine {
     pub fn new(line: &str, date_start: usize, date_end: usize) -> TupleLine {
         let (date_start, date_end) = checked_span(line, date_start, date_end);
         TupleLine {
-            full: Arc::from(line),
+            full: Text::from(line),
             date_start,
             date_end,
         }
@@ -30,7 +32,7 @@ impl TupleLine {
     }
 
     /// An undated line that shares its text with a captured value.
-    pub(crate) fn undated_shared(line: Arc<str>) -> TupleLine {
+    pub(crate) fn undated_shared(line: Text) -> TupleLine {
         TupleLine {
             full: line,
             date_start: 0,
@@ -44,10 +46,15 @@ impl TupleLine {
         full.push_str(date);
         full.push_str(rest);
         TupleLine {
-            full: Arc::from(full),
+            full: Text::from(Arc::<str>::from(full)),
             date_start: 0,
             date_end: date.len(),
         }
+    }
+
+    /// The line's text when it has no date (then all of it is what regexes see).
+    pub(crate) fn undated_text(&self) -> Option<&Text> {
+        (self.date_start == self.date_end).then_some(&self.full)
     }
 
     /// The whole line, date included.
@@ -57,13 +64,14 @@ impl TupleLine {
 
     /// The date text.
     pub fn date(&self) -> &str {
-        &self.full[self.date_start..self.date_end]
+        &self.full.as_str()[self.date_start..self.date_end]
     }
 
     /// Appends the line without its date to `out`.
     pub fn push_text(&self, out: &mut String) {
-        out.push_str(&self.full[..self.date_start]);
-        out.push_str(&self.full[self.date_end..]);
+        let full = self.full.as_str();
+        out.push_str(&full[..self.date_start]);
+        out.push_str(&full[self.date_end..]);
     }
 
     /// The line without its date.
@@ -144,7 +152,7 @@ impl LineRef<'_> {
                 date_start,
                 date_end,
             } => TupleLine {
-                full: Arc::from(full),
+                full: Text::from(full),
                 date_start,
                 date_end,
             },

@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::Text;
 use crate::data::{FailData, Keys, Value};
 use crate::lines::TupleLine;
 
@@ -75,7 +76,8 @@ impl MlfidCache {
 
     /// fail2ban's `Cache.set` of an id it does not hold: when full, the oldest entries
     /// go until one is still live and there is room.
-    fn insert(&mut self, id: &Arc<str>, now: f64) {
+    fn insert(&mut self, id: &str, now: f64) {
+        let id: Arc<str> = Arc::from(id);
         if self.entries.len() >= MAX_ENTRIES {
             while let Some((seq, oldest)) = self.order.pop_front() {
                 let live = self.entries.get(&oldest).is_some_and(|e| e.seq == seq);
@@ -93,14 +95,14 @@ impl MlfidCache {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.entries.insert(
-            Arc::clone(id),
+            Arc::clone(&id),
             Entry {
                 seq,
                 data: None,
                 expires: now + TTL_SECONDS,
             },
         );
-        self.order.push_back((seq, Arc::clone(id)));
+        self.order.push_back((seq, id));
         if self.order.len() > 4 * MAX_ENTRIES {
             let entries = &self.entries;
             self.order
@@ -130,7 +132,7 @@ const CACHED_NOFAIL: u8 = 4;
 const GAINED: u8 = 8;
 
 /// Adds the failure's user to the id's set of users; returns how many there are.
-fn record_user(data: &mut FailData, user: Option<Arc<str>>, k: &Keys) -> usize {
+fn record_user(data: &mut FailData, user: Option<Text>, k: &Keys) -> usize {
     let Some(user) = user.filter(|u| !u.is_empty()) else {
         return data.users().len();
     };
@@ -138,8 +140,8 @@ fn record_user(data: &mut FailData, user: Option<Arc<str>>, k: &Keys) -> usize {
         Some(Value::Users(u)) => u,
         _ => Vec::new(),
     };
-    if !users.iter().any(|u| **u == *user) {
-        users.push(user.to_string());
+    if !users.contains(&user) {
+        users.push(user);
     }
     let n = users.len();
     data.set(&k.users, Value::Users(users));
@@ -152,7 +154,7 @@ fn record_user(data: &mut FailData, user: Option<Arc<str>>, k: &Keys) -> usize {
 /// finally is with [`MlfidCache::update`].
 pub(crate) fn merge(
     cache: &mut MlfidCache,
-    id: &Arc<str>,
+    id: &str,
     mut fail: FailData,
     matched: &[TupleLine],
     now: f64,
@@ -173,7 +175,7 @@ pub(crate) fn merge(
         flags |= FORGET;
     }
     let user = match fail.get_k(&k.user) {
-        Some(Value::Text(u)) => Some(Arc::clone(u)),
+        Some(Value::Text(u)) => Some(u.clone()),
         _ => None,
     };
     let (mut merged, users) = match known {

@@ -7,7 +7,7 @@ use rampart_pyre::{Flags, Locations, Regex};
 
 use crate::data::{FailData, Key, Value, intern};
 use crate::lines::{TupleLine, split_lines_python};
-use crate::{Error, UseDns, tags};
+use crate::{Error, Text, UseDns, tags};
 
 /// Groups that identify a failure; a failregex needs one (itself or in the prefregex).
 const ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
@@ -187,10 +187,23 @@ impl FilterRegex {
 
     /// The named groups of the last match, with `alt_` and `tuple_` groups merged.
     pub(crate) fn groups(&self, buf: &str, locs: &Locations) -> FailData {
+        self.groups_in(buf, locs, None)
+    }
+
+    /// [`FilterRegex::groups`] where `buf` starts with `shared`'s text: fields within
+    /// it share its string instead of a copy of `buf`.
+    pub(crate) fn groups_in(&self, buf: &str, locs: &Locations, shared: Option<&Text>) -> FailData {
+        debug_assert!(shared.is_none_or(|t| buf.starts_with(t.as_str())));
         let mut data = FailData::with_capacity(self.groups.len() + 2);
+        // Every field shares one copy of the searched text.
+        let mut base: Option<Arc<str>> = None;
         for (i, name) in &self.groups {
-            let v = match locs.text(buf, *i) {
-                Some(t) => Value::Text(Arc::from(t)),
+            let v = match locs.get(*i).filter(|&(s, e)| buf.get(s..e).is_some()) {
+                Some((s, e)) => {
+                    Value::Text(shared.and_then(|t| t.sub(s, e)).unwrap_or_else(|| {
+                        Text::slice(base.get_or_insert_with(|| Arc::from(buf)), s, e)
+                    }))
+                }
                 None => Value::None,
             };
             // Group names are distinct within a pattern.

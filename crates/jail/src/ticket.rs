@@ -69,7 +69,9 @@ impl Ticket {
                 FailValue::Lines(lines) if key == "matches" => {
                     ticket.matches = lines.iter().map(|l| l.full().to_string()).collect();
                 }
-                FailValue::Users(users) => ticket.users = users.clone(),
+                FailValue::Users(users) => {
+                    ticket.users = users.iter().map(|u| u.to_string()).collect();
+                }
                 FailValue::Addr(addr) if key == "ip" => ticket.address = addr.ip(),
                 _ => {}
             }

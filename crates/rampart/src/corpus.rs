@@ -383,9 +383,9 @@ fn judge(
         }
         let actual: Option<Json> = match f.data.get(k) {
             Some(Value::Text(t)) => Some(Json::String(t.to_string())),
-            Some(Value::Users(u)) => {
-                Some(Json::Array(u.iter().cloned().map(Json::String).collect()))
-            }
+            Some(Value::Users(u)) => Some(Json::Array(
+                u.iter().map(|u| Json::String(u.to_string())).collect(),
+            )),
             Some(Value::Addr(a)) => Some(Json::String(a.to_string())),
             Some(Value::Flag) => Some(Json::from(1)),
             Some(Value::Lines(l)) => Some(Json::from(l.len())),

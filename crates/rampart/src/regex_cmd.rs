@@ -722,14 +722,14 @@ fn json_failure(line: u64, id: &FailureId, f: &Failure) -> String {
     if f.data.get("mlfid").is_some() {
         let users = f.data.users();
         if !users.is_empty() {
-            let mut sorted: Vec<&String> = users.iter().collect();
+            let mut sorted: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
             sorted.sort();
             fields.insert(
                 "users".into(),
                 serde_json::Value::Array(
                     sorted
                         .into_iter()
-                        .map(|u| serde_json::Value::String(u.clone()))
+                        .map(|u| serde_json::Value::String(u.to_string()))
                         .collect(),
                 ),
             );
