@@ -943,6 +943,20 @@ mod tests {
 
     /// The rewritten linear engine and the backtracking engine running the pattern as
     /// written must agree on every haystack.
+    /// `captures` (whichever engine answers) gives fancy-regex's groups on `h`.
+    #[cfg(feature = "pcre2")]
+    fn assert_agrees_with_fancy(regex: &Regex, h: &str, locs: &mut Locations) {
+        let found = regex.captures(h, locs);
+        let ours = found.then(|| spans(regex, locs));
+        let fancy = regex.fancy().expect("fancy compiles");
+        let theirs = fancy.captures(h).expect("no limit").map(|c| {
+            (0..=regex.group_count())
+                .map(|g| c.get(g).map(|m| (m.start(), m.end())))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(ours, theirs, "{} on {h:?}", regex.source.pattern);
+    }
+
     fn linear_agrees(pattern: &str, haystacks: &[String]) {
         let regex = Regex::new(pattern).expect("compiles");
         assert_eq!(
@@ -1006,7 +1020,6 @@ mod tests {
         let pattern = r"^F (?P<i>iu )?(?P<u>(?P<c>\S+)|(?(i)(?:(?! f ).)*?|[^:]+)) f (?P<h>\d+)(?: p \d+)?(?(c): |(?:(?:(?! f ).)*)$)";
         let regex = Regex::new(pattern).expect("compiles");
         assert!(regex.pruned().is_some(), "no branches to prune");
-        let fancy = regex.fancy().expect("fancy compiles");
         let mut locs = Locations::new();
         let mut pruned = 0;
         for tail in strings(&["iu ", "a", " f ", "1", " p ", ": ", ":"], 5) {
@@ -1017,16 +1030,38 @@ mod tests {
             ) {
                 pruned += 1;
             }
-            let found = regex.captures(&h, &mut locs);
-            let ours = found.then(|| spans(&regex, &locs));
-            let theirs = fancy.captures(&h).expect("no limit").map(|c| {
-                (0..=regex.group_count())
-                    .map(|g| c.get(g).map(|m| (m.start(), m.end())))
-                    .collect::<Vec<_>>()
-            });
-            assert_eq!(ours, theirs, "on {h:?}");
+            assert_agrees_with_fancy(&regex, &h, &mut locs);
         }
         assert!(pruned > 100, "only {pruned} haystacks took a variant");
+    }
+
+    /// A prefregex's `(?P<content>.+)$` is cut from what PCRE2 runs on one-line
+    /// haystacks and put back as the rest of the line.
+    #[cfg(feature = "pcre2")]
+    #[test]
+    fn line_tail_agrees_with_the_full_pattern() {
+        for pattern in [
+            r"^(?P<p>(?:\S+ )?(?:a:\s+)?)(?:(?:b|a): )?(?P<c>.+)$",
+            r"(?P<p>a|b )(?P<c>.+)$",
+        ] {
+            let regex = Regex::new(pattern).expect("compiles");
+            assert!(
+                regex.pcre().is_some_and(|p| p.cuts_line_tail()),
+                "{pattern}"
+            );
+            let mut locs = Locations::new();
+            for h in strings(&["a", "b", " ", ":", "\n", "é"], 6) {
+                assert_agrees_with_fancy(&regex, &h, &mut locs);
+            }
+        }
+        // Not a tail that can be cut: a DOTALL dot, a lazy loop, a group that is not last.
+        for pattern in [r"(?s)^a(.+)$", r"^a(.+?)$", r"^a(.+)(b)?$"] {
+            let regex = Regex::new(pattern).expect("compiles");
+            assert!(
+                !regex.pcre().is_some_and(|p| p.cuts_line_tail()),
+                "{pattern}"
+            );
+        }
     }
 
     #[test]

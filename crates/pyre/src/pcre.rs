@@ -20,6 +20,20 @@ pub(crate) struct Pcre {
     /// Match data for reuse: one per concurrent search, so searching needs no
     /// allocation after the first few lines.
     spare: Mutex<Vec<CaptureLocations>>,
+    line_tail: Option<Box<LineTail>>,
+}
+
+/// A pattern that ends in a group of `.+` and `$`, as every prefregex does
+/// (`<F-CONTENT>.+</F-CONTENT>$`): on a haystack with no newline before its last
+/// character, `(.+)$` matches from a position exactly when a character other than a
+/// newline is there, and then takes the rest of the line. So the pattern without its
+/// tail, ended by `(?=[^\n])`, finds the same match in the same priority order, and
+/// the last group is the rest of the line: PCRE2 is spared the walk to the end of the
+/// line character by character.
+struct LineTail {
+    cut: Pcre,
+    /// The tail's group: the pattern's last (nothing follows it).
+    group: usize,
 }
 
 /// What a PCRE2 search said.
@@ -34,8 +48,12 @@ impl Pcre {
     /// Compiles the tree for PCRE2, or `None` when PCRE2 refuses it or the group
     /// numbering would differ from Python's.
     pub(crate) fn new(tree: &ast::Node, group_count: usize) -> Option<Pcre> {
-        let pcre = Pcre::compile(&lower::to_pcre2(tree))?;
-        (pcre.group_len() == group_count + 1).then_some(pcre)
+        let mut pcre = Pcre::compile(&lower::to_pcre2(tree))?;
+        if pcre.group_len() != group_count + 1 {
+            return None;
+        }
+        pcre.line_tail = LineTail::new(tree, group_count).map(Box::new);
+        Some(pcre)
     }
 
     /// Compiles an emitted pattern, or `None` when PCRE2 refuses it.
@@ -56,7 +74,14 @@ impl Pcre {
         Some(Pcre {
             regex,
             spare: Mutex::new(Vec::new()),
+            line_tail: None,
         })
+    }
+
+    /// Whether one-line searches run without the pattern's `(.+)$` tail.
+    #[cfg(test)]
+    pub(crate) fn cuts_line_tail(&self) -> bool {
+        self.line_tail.is_some()
     }
 
     /// Number of groups, the whole match included.
@@ -71,6 +96,22 @@ impl Pcre {
         start: usize,
         locations: &mut Locations,
     ) -> Outcome {
+        if let Some(tail) = &self.line_tail
+            && let Some(line_end) = line_end(haystack)
+        {
+            let group = tail.group;
+            return tail.cut.search(haystack, start, |locs| {
+                for (i, span) in locations.spans.iter_mut().enumerate().take(group) {
+                    *span = locs.get(i);
+                }
+                if let Some((s, e)) = locs.get(0) {
+                    locations.spans[0] = Some((s, line_end));
+                    if let Some(span) = locations.spans.get_mut(group) {
+                        *span = Some((e, line_end));
+                    }
+                }
+            });
+        }
         self.search(haystack, start, |locs| {
             for (i, span) in locations.spans.iter_mut().enumerate() {
                 *span = locs.get(i);
@@ -124,4 +165,59 @@ impl Pcre {
         }
         outcome
     }
+}
+
+impl LineTail {
+    fn new(tree: &ast::Node, group_count: usize) -> Option<LineTail> {
+        use ast::{Assertion, Greed, Node};
+        let Node::Concat(items) = tree else {
+            return None;
+        };
+        let [
+            head @ ..,
+            Node::Group {
+                index: Some(group),
+                sub,
+            },
+            Node::Assert(Assertion::EndOrFinalNewline),
+        ] = items.as_slice()
+        else {
+            return None;
+        };
+        let Node::Repeat {
+            min: 1,
+            max: None,
+            greed: Greed::Greedy,
+            sub: any,
+        } = sub.as_ref()
+        else {
+            return None;
+        };
+        // A reference to the group could only be inside the head, before the group.
+        if **any != (Node::Any { dotall: false })
+            || *group != group_count
+            || tree.any(&|n| matches!(n, Node::Backref { .. } | Node::Cond { .. }))
+        {
+            return None;
+        }
+        let mut cut = head.to_vec();
+        cut.push(Node::Look {
+            behind: false,
+            negate: false,
+            sub: Box::new(Node::Any { dotall: false }),
+        });
+        let cut = Pcre::compile(&lower::to_pcre2(&Node::Concat(cut)))?;
+        (cut.group_len() == group_count).then_some(LineTail { cut, group: *group })
+    }
+}
+
+/// Where `$` ends a one-line haystack (before its final newline, if any); `None` when
+/// a newline comes earlier.
+fn line_end(haystack: &str) -> Option<usize> {
+    let bytes = haystack.as_bytes();
+    let body = match bytes.last() {
+        Some(b'\n') => &bytes[..bytes.len() - 1],
+        _ => bytes,
+    };
+    memchr::memchr(b'\n', body).is_none().then_some(body.len())
 }
