@@ -4,17 +4,15 @@
 //! alternation, one branch per way the condition can go (the rewrite's
 //! `expand_references`, which keeps Python's priority order). PCRE2 tries the branches
 //! in order and pays for every dead one on every line: on sshd's `Failed password for
-//! …` lines the first branch runs to the end of the line before it fails. A DFA check
-//! of each branch *relaxed* (lookarounds dropped, atomic and possessive constructs
-//! allowed to backtrack: a relaxed branch matches a superset of its branch's texts)
-//! says that a branch cannot match at all; a branch that cannot match is part of no
-//! match, so dropping the leading dead ones changes no result, and PCRE2 runs from the
-//! first live one (a compiled variant per starting branch, built on first need). Group
+//! …` lines the first branch runs to the end of the line before it fails. One DFA pass
+//! over the branches *relaxed* (lookarounds dropped, atomic and possessive constructs
+//! allowed to backtrack: a relaxed branch matches a superset of its branch's texts),
+//! leftmost-first and anchored, reports the first branch that can match at all; the
+//! branches before it cannot match, so dropping them changes no result, and PCRE2 runs
+//! from that one (a compiled variant per starting branch, built on first need). Group
 //! numbers of a variant are mapped back to Python's.
 
-use std::sync::OnceLock;
-
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Anchored, Input, nfa::thompson};
@@ -30,22 +28,17 @@ const MAX_BRANCHES: usize = 8;
 const CHECK_CACHE: usize = 256 << 10;
 
 pub(crate) struct Pruned {
-    /// Each branch, relaxed, as a DFA for ASCII haystacks.
-    checks: Vec<Check>,
-    /// Spare search caches, one per check: taken for a search and put back after.
-    caches: Mutex<Vec<Vec<Cache>>>,
+    /// The relaxed branches as one automaton for ASCII haystacks, pattern `i` for
+    /// branch `i`.
+    check: DFA,
+    /// Spare search caches: taken for a search and put back after.
+    caches: Mutex<Vec<Cache>>,
     /// A relaxed `$` was lowered to "end of line": exact only without another newline.
     single_line: bool,
     prefix: Vec<Node>,
     branches: Vec<Node>,
     /// `variants[k]`: the pattern with branches `k..` only (`k` ≥ 1).
     variants: Vec<OnceLock<Option<Variant>>>,
-}
-
-/// A relaxed branch.
-struct Check {
-    dfa: DFA,
-    anchored: bool,
 }
 
 /// PCRE2 on some of the branches.
@@ -83,27 +76,32 @@ impl Pruned {
             return None;
         }
         let mut caveats = lower::Caveats::default();
-        let checks = branches
+        let hirs = branches
             .iter()
             .map(|b| {
                 let mut seq: Vec<Node> = prefix.iter().map(relax).collect();
                 seq.push(relax(b));
-                let hir = lower::to_hir(&Node::Concat(seq), &mut caveats, true)?;
-                // A branch that can only match at the start is searched anchored.
-                let anchored = hir.properties().look_set_prefix().contains(Look::Start);
-                let nfa = thompson::Compiler::new()
-                    .configure(thompson::Config::new().nfa_size_limit(Some(1 << 20)))
-                    .build_from_hir(&hir)
-                    .ok()?;
-                DFA::builder()
-                    .configure(DFA::config().cache_capacity(CHECK_CACHE))
-                    .build_from_nfa(nfa)
-                    .ok()
-                    .map(|dfa| Check { dfa, anchored })
+                lower::to_hir(&Node::Concat(seq), &mut caveats, true)
             })
             .collect::<Option<Vec<_>>>()?;
+        // Anchored branches only: then the leftmost-first match of all of them at once
+        // is one of the first branch that can match at all.
+        if !hirs
+            .iter()
+            .all(|h| h.properties().look_set_prefix().contains(Look::Start))
+        {
+            return None;
+        }
+        let nfa = thompson::Compiler::new()
+            .configure(thompson::Config::new().nfa_size_limit(Some(1 << 20)))
+            .build_many_from_hir(&hirs)
+            .ok()?;
+        let check = DFA::builder()
+            .configure(DFA::config().cache_capacity(CHECK_CACHE))
+            .build_from_nfa(nfa)
+            .ok()?;
         Some(Pruned {
-            checks,
+            check,
             caches: Mutex::new(Vec::new()),
             single_line: caveats.single_line,
             prefix: prefix.to_vec(),
@@ -121,34 +119,22 @@ impl Pruned {
         {
             return Live::All;
         }
-        let mut caches = self
+        let mut cache = self
             .caches
             .lock()
             .ok()
             .and_then(|mut spare| spare.pop())
-            .unwrap_or_else(|| self.checks.iter().map(|c| c.dfa.create_cache()).collect());
-        let mut first = None;
-        for (i, (check, cache)) in self.checks.iter().zip(caches.iter_mut()).enumerate() {
-            let anchored = if check.anchored {
-                Anchored::Yes
-            } else {
-                Anchored::No
-            };
-            let input = Input::new(haystack).earliest(true).anchored(anchored);
-            match check.dfa.try_search_fwd(cache, &input) {
-                Ok(None) => continue,
-                // A match, or a search the automaton gave up on: the branch may match.
-                Ok(Some(_)) | Err(_) => {
-                    first = Some(i);
-                    break;
-                }
-            }
-        }
+            .unwrap_or_else(|| self.check.create_cache());
+        let input = Input::new(haystack).anchored(Anchored::Yes);
+        let found = self.check.try_search_fwd(&mut cache, &input);
         if let Ok(mut spare) = self.caches.lock() {
-            spare.push(caches);
+            spare.push(cache);
         }
-        let Some(first) = first else {
-            return Live::None;
+        let first = match found {
+            Ok(Some(m)) => m.pattern().as_usize(),
+            Ok(None) => return Live::None,
+            // The automaton gave up (its cache thrashed): any branch may match.
+            Err(_) => return Live::All,
         };
         if first == 0 {
             return Live::All;
