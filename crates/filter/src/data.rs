@@ -157,13 +157,18 @@ impl FailData {
         }
     }
 
+    /// A copy of this with room for `more` entries and the bookkeeping ones.
+    pub(crate) fn with_room(&self, more: usize) -> FailData {
+        let mut copy = FailData::with_capacity(self.entries.len() + more + BOOKKEEPING);
+        copy.entries.extend(self.entries.iter().cloned());
+        copy.present = self.present;
+        copy
+    }
+
     /// A copy of this updated with `other`, allocated once for both.
     pub(crate) fn updated_with(&self, other: FailData) -> FailData {
         // Room for the bookkeeping entries a failure gets next (matches, users, …).
-        let mut merged =
-            FailData::with_capacity(self.entries.len() + other.entries.len() + BOOKKEEPING);
-        merged.entries.extend(self.entries.iter().cloned());
-        merged.present = self.present;
+        let mut merged = self.with_room(other.entries.len());
         merged.update(other);
         merged
     }

@@ -740,7 +740,11 @@ fn find_in_buffer(
             [only] if !multi => only.undated_text().cloned(),
             _ => None,
         };
-        let mut fail = regex.groups_in(buf, &state.locs, shared.as_ref());
+        // The ignoreregexes' searches overwrite the locations: take the groups first.
+        let mut groups = None;
+        if !regexes.ignoreregex.is_empty() {
+            groups = Some(regex.groups_in(buf, &state.locs, shared.as_ref()));
+        }
         if !regexes.ignoreregex.is_empty()
             && state.ignore_line(regexes, settings, buf, org, Some(&split))
         {
@@ -767,9 +771,12 @@ fn find_in_buffer(
             state.line_buffer = split.unmatched.clone();
             buf_valid = false;
         }
-        if let Some(pre) = &pre_groups {
-            fail = pre.updated_with(fail);
-        }
+        let mut fail = match (groups, &pre_groups) {
+            (Some(fail), Some(pre)) => pre.updated_with(fail),
+            (Some(fail), None) => fail,
+            (None, Some(pre)) => regex.groups_onto(pre, buf, &state.locs, shared.as_ref()),
+            (None, None) => regex.groups_in(buf, &state.locs, shared.as_ref()),
+        };
         let mlfid = match fail.get_k(&k.mlfid) {
             Some(Value::Text(id)) => Some(id.clone()),
             _ => None,

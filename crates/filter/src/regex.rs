@@ -190,25 +190,29 @@ impl FilterRegex {
         self.groups_in(buf, locs, None)
     }
 
+    /// `base.updated_with(self.groups_in(buf, locs, shared))`, built in one map.
+    pub(crate) fn groups_onto(
+        &self,
+        base: &FailData,
+        buf: &str,
+        locs: &Locations,
+        shared: Option<&Text>,
+    ) -> FailData {
+        // Alternates and tuples are worked out on the regex's own groups alone.
+        if !self.alternates.is_empty() || !self.tuples.is_empty() {
+            return base.updated_with(self.groups_in(buf, locs, shared));
+        }
+        let mut data = base.with_room(self.groups.len());
+        self.fill(&mut data, buf, locs, shared, FailData::set);
+        data
+    }
+
     /// [`FilterRegex::groups`] where `buf` starts with `shared`'s text: fields within
     /// it share its string instead of a copy of `buf`.
     pub(crate) fn groups_in(&self, buf: &str, locs: &Locations, shared: Option<&Text>) -> FailData {
-        debug_assert!(shared.is_none_or(|t| buf.starts_with(t.as_str())));
         let mut data = FailData::with_capacity(self.groups.len() + 2);
-        // Every field shares one copy of the searched text.
-        let mut base: Option<Arc<str>> = None;
-        for (i, name) in &self.groups {
-            let v = match locs.get(*i).filter(|&(s, e)| buf.get(s..e).is_some()) {
-                Some((s, e)) => {
-                    Value::Text(shared.and_then(|t| t.sub(s, e)).unwrap_or_else(|| {
-                        Text::slice(base.get_or_insert_with(|| Arc::from(buf)), s, e)
-                    }))
-                }
-                None => Value::None,
-            };
-            // Group names are distinct within a pattern.
-            data.push_new(name, v);
-        }
+        // Group names are distinct within a pattern.
+        self.fill(&mut data, buf, locs, shared, FailData::push_new);
         for (alt, target) in &self.alternates {
             let value = data.get_k(alt).filter(|v| v.is_truthy()).cloned();
             if let Some(v) = value.filter(|_| !data.truthy_k(target)) {
@@ -229,6 +233,33 @@ impl FilterRegex {
             data.set(target, Value::Tuple(combined));
         }
         data
+    }
+}
+
+impl FilterRegex {
+    /// Adds every group's value to `data` with `add`.
+    fn fill(
+        &self,
+        data: &mut FailData,
+        buf: &str,
+        locs: &Locations,
+        shared: Option<&Text>,
+        add: fn(&mut FailData, &Key, Value),
+    ) {
+        debug_assert!(shared.is_none_or(|t| buf.starts_with(t.as_str())));
+        // Every field shares one copy of the searched text.
+        let mut base: Option<Arc<str>> = None;
+        for (i, name) in &self.groups {
+            let v = match locs.get(*i).filter(|&(s, e)| buf.get(s..e).is_some()) {
+                Some((s, e)) => {
+                    Value::Text(shared.and_then(|t| t.sub(s, e)).unwrap_or_else(|| {
+                        Text::slice(base.get_or_insert_with(|| Arc::from(buf)), s, e)
+                    }))
+                }
+                None => Value::None,
+            };
+            add(data, name, v);
+        }
     }
 }
 
@@ -266,6 +297,31 @@ mod tests {
         let buf = "u=eve a=bob\n";
         assert!(r.search(buf, &[], &mut locs).unwrap().is_some());
         assert_eq!(r.groups(buf, &locs).text("user"), Some("eve"));
+    }
+
+    #[test]
+    fn groups_onto_a_base_update_it() {
+        let pre = FilterRegex::new(
+            "^<F-MLFID>\\S+</F-MLFID> u=<F-USER>\\S*</F-USER>",
+            UseDns::No,
+            false,
+        )
+        .unwrap();
+        let fail =
+            FilterRegex::new("u=<F-USER>\\S*</F-USER>(?: h=<HOST>)?", UseDns::No, false).unwrap();
+        let mut locs = Locations::new();
+        let buf = "sshd[1] u=bob\n";
+        assert!(pre.search(buf, &[], &mut locs).unwrap().is_some());
+        let base = pre.groups(buf, &locs);
+        for (buf, user) in [("u=eve h=192.0.2.1\n", "eve"), ("u= \n", "")] {
+            assert!(fail.search(buf, &[], &mut locs).unwrap().is_some());
+            let onto = fail.groups_onto(&base, buf, &locs, None);
+            assert_eq!(onto, base.updated_with(fail.groups(buf, &locs)));
+            // The base's order is kept, its values overwritten, the new ones appended.
+            let keys: Vec<&str> = onto.iter().map(|(k, _)| k).collect();
+            assert_eq!(&keys[..2], ["mlfid", "user"]);
+            assert_eq!(onto.text("user"), Some(user));
+        }
     }
 
     #[test]
