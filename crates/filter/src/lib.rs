@@ -828,13 +828,17 @@ fn find_in_buffer(
                 });
             }
             Some(ids) => {
-                for id in ids {
+                let mut report = |id| {
                     failures.push(Failure {
                         regex: index,
                         id: Some(id),
                         time: date,
                         data: Arc::clone(&fail),
                     });
+                };
+                match ids {
+                    Ids::One(id) => report(id),
+                    Ids::Many(ids) => ids.into_iter().for_each(report),
                 }
             }
         }
@@ -843,6 +847,12 @@ fn find_in_buffer(
         }
     }
     failures
+}
+
+/// The ids of a failure: one, except for a host name that resolves to several.
+enum Ids {
+    One(FailureId),
+    Many(Vec<FailureId>),
 }
 
 /// Resolves a failure's ids: `Ok(None)` when it has none yet (multi-line pending),
@@ -854,7 +864,7 @@ fn failure_ids(
     use_dns: UseDns,
     k: &Keys,
     resolver: &dyn Resolver,
-) -> Result<Option<Vec<FailureId>>, ()> {
+) -> Result<Option<Ids>, ()> {
     let default_hint = if raw_default {
         AddrHint::Raw
     } else {
@@ -879,16 +889,16 @@ fn failure_ids(
         }
     };
     if !raw {
-        return Ok(Some(text_to_ips(ip, use_dns, resolver)));
+        return Ok(Some(Ids::Many(text_to_ips(ip, use_dns, resolver))));
     }
     match fid {
         Some(f) if f != ip => {
             let addr = FailureId::parse(ip, hint);
             let id = FailureId::parse(f, default_hint);
             fail.set(&k.ip, Value::Addr(addr));
-            Ok(Some(vec![id]))
+            Ok(Some(Ids::One(id)))
         }
-        _ => Ok(Some(vec![FailureId::parse(ip, hint)])),
+        _ => Ok(Some(Ids::One(FailureId::parse(ip, hint)))),
     }
 }
 
