@@ -708,7 +708,11 @@ fn find_in_buffer(
         if split.is_none() {
             return failures;
         }
-        let mut groups = pref.groups(buf, &state.locs);
+        let shared = match org {
+            [only] => only.shared_text(),
+            _ => None,
+        };
+        let mut groups = pref.groups_in(buf, &state.locs, shared.as_ref());
         if let Some(Value::Text(content)) = groups.pop(&k.content).filter(Value::is_truthy) {
             state.line_buffer.clear();
             state.line_buffer.push(TupleLine::undated_shared(content));

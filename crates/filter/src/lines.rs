@@ -57,6 +57,19 @@ impl TupleLine {
         (self.date_start == self.date_end).then_some(&self.full)
     }
 
+    /// What the regexes see of this line, sharing its string, when that is one piece
+    /// of it (no date, or a date at the start or the end).
+    pub(crate) fn shared_text(&self) -> Option<Text> {
+        let len = self.full.len();
+        if self.date_start == 0 {
+            self.full.sub(self.date_end, len)
+        } else if self.date_end == len {
+            self.full.sub(0, self.date_start)
+        } else {
+            None
+        }
+    }
+
     /// The whole line, date included.
     pub fn full(&self) -> &str {
         &self.full

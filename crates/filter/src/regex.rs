@@ -186,6 +186,7 @@ impl FilterRegex {
     }
 
     /// The named groups of the last match, with `alt_` and `tuple_` groups merged.
+    #[cfg(test)]
     pub(crate) fn groups(&self, buf: &str, locs: &Locations) -> FailData {
         self.groups_in(buf, locs, None)
     }
@@ -207,8 +208,9 @@ impl FilterRegex {
         data
     }
 
-    /// [`FilterRegex::groups`] where `buf` starts with `shared`'s text: fields within
-    /// it share its string instead of a copy of `buf`.
+    /// The named groups of the last match, with `alt_` and `tuple_` groups merged;
+    /// when `buf` starts with `shared`'s text, fields within it share its string
+    /// instead of a copy of `buf`.
     pub(crate) fn groups_in(&self, buf: &str, locs: &Locations, shared: Option<&Text>) -> FailData {
         let mut data = FailData::with_capacity(self.groups.len() + 2);
         // Group names are distinct within a pattern.
