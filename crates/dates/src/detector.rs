@@ -202,10 +202,13 @@ struct Reuse {
     now: u64,
     zone: u64,
     span: (usize, usize),
+    /// The text to agree on when there is no deciding prefix.
     window: Vec<u8>,
     /// When the template's automaton can tell it, the line start that decides the
-    /// match: agreeing on it spares even the linear engine's run.
-    prefix: Option<DecidingPrefix>,
+    /// match: agreeing on it spares even the linear engine's run (it covers the
+    /// window too).
+    prefix: DecidingPrefix,
+    decided: bool,
     result: DateMatch,
 }
 
@@ -404,7 +407,8 @@ impl DateDetector {
         if let Some(reused) = self.reuse(line, now, local) {
             return Some(reused);
         }
-        self.reuse = None;
+        // Its buffers take the next line's result: a miss allocates nothing for it.
+        let spare = self.reuse.take();
         let (index, hit) = self.find_template(line)?;
         let (start, end) = self.group_span(hit, 0)?;
         let start_char = char_of_byte(line, start);
@@ -470,24 +474,36 @@ impl DateDetector {
             },
         };
         if template.reusable {
+            let (mut window, mut prefix) = match spare {
+                Some(r) => (r.window, r.prefix),
+                None => (Vec::new(), DecidingPrefix::default()),
+            };
             // The capture search above found the same leftmost match the linear engine
             // would (anchored templates search the whole line).
             let window_end = (end + REUSE_MARGIN).min(line.len());
-            let prefix = template.regex.deciding_prefix(line, window_end);
-            let span = match prefix {
-                Some(_) => Some(Some((start, end))),
-                None => template.regex.find_linear(line),
+            let decided = template
+                .regex
+                .deciding_prefix(line, window_end, &mut prefix);
+            let span = if decided {
+                Some(Some((start, end)))
+            } else {
+                template.regex.find_linear(line)
             };
             if let Some(Some(span)) = span {
-                let window_end = (span.1 + REUSE_MARGIN).min(line.len());
+                window.clear();
+                if !decided {
+                    let window_end = (span.1 + REUSE_MARGIN).min(line.len());
+                    window.extend_from_slice(&line.as_bytes()[..window_end]);
+                }
                 self.reuse = Some(Reuse {
                     index: current,
                     template: template.id,
                     now: now.to_bits(),
                     zone: local.id(),
                     span,
-                    window: line.as_bytes()[..window_end].to_vec(),
+                    window,
                     prefix,
+                    decided,
                     result: result.clone(),
                 });
             }
@@ -507,14 +523,12 @@ impl DateDetector {
         {
             return None;
         }
-        let agrees = match &reuse.prefix {
-            // The prefix covers the window too.
-            Some(prefix) => prefix.decides(line),
-            None => {
-                let window_end = (reuse.span.1 + REUSE_MARGIN).min(line.len());
-                line.as_bytes().get(..window_end) == Some(reuse.window.as_slice())
-                    && slot.template.regex.find_linear(line) == Some(Some(reuse.span))
-            }
+        let agrees = if reuse.decided {
+            reuse.prefix.decides(line)
+        } else {
+            let window_end = (reuse.span.1 + REUSE_MARGIN).min(line.len());
+            line.as_bytes().get(..window_end) == Some(reuse.window.as_slice())
+                && slot.template.regex.find_linear(line) == Some(Some(reuse.span))
         };
         if !agrees {
             return None;

@@ -446,8 +446,10 @@ impl Regex {
     /// pattern that can only match at the haystack start: any haystack for which
     /// [`DecidingPrefix::decides`] holds gets the same answers from every search (the
     /// same match, the same groups) as `haystack`. The prefix covers at least the first
-    /// `at_least` bytes. `None` when that cannot be told cheaply (a pattern that can
-    /// match further in, a non-ASCII haystack, an automaton too big).
+    /// `at_least` bytes. It is written into `prefix`, whose buffer a caller taking one
+    /// per line keeps. False (and `prefix` then decides nothing) when that cannot be
+    /// told cheaply (a pattern that can match further in, a non-ASCII haystack, an
+    /// automaton too big).
     ///
     /// Why this is exact: an anchored DFA that keeps every thread alive (no
     /// leftmost-first pruning) walks the haystack until no thread is left. Every path of
@@ -458,19 +460,30 @@ impl Regex {
     /// engine is exact, so the prefix is ASCII (the classes mean there what they mean
     /// anywhere) and holds no newline (a `$` inside it means what it means in any
     /// longer haystack); a prefix that needed the haystack's end is the whole haystack.
-    pub fn deciding_prefix(&self, haystack: &str, at_least: usize) -> Option<DecidingPrefix> {
-        let linear = self.linear()?;
+    pub fn deciding_prefix(
+        &self,
+        haystack: &str,
+        at_least: usize,
+        prefix: &mut DecidingPrefix,
+    ) -> bool {
+        prefix.taken = false;
+        let Some(linear) = self.linear() else {
+            return false;
+        };
         if !haystack.is_ascii() || !linear.exact_on(haystack) {
-            return None;
+            return false;
         }
-        let dfa = linear
+        let Some(dfa) = linear
             .prefix_dfa
             .get_or_init(|| build_prefix_dfa(&self.source))
-            .as_ref()?;
+            .as_ref()
+        else {
+            return false;
+        };
         let bytes = haystack.as_bytes();
-        let mut sid = dfa
-            .start_state(&start::Config::new().anchored(Anchored::Yes))
-            .ok()?;
+        let Ok(mut sid) = dfa.start_state(&start::Config::new().anchored(Anchored::Yes)) else {
+            return false;
+        };
         let mut read = None;
         for (i, &b) in bytes.iter().enumerate() {
             sid = dfa.next_state(sid, b);
@@ -479,7 +492,7 @@ impl Regex {
                 break;
             }
             if dfa.is_quit_state(sid) {
-                return None;
+                return false;
             }
         }
         // Without a dead state the end of the haystack takes part: only the same
@@ -488,10 +501,11 @@ impl Regex {
             Some(n) if n.max(at_least) < bytes.len() => (n.max(at_least), false),
             _ => (bytes.len(), true),
         };
-        Some(DecidingPrefix {
-            bytes: bytes[..len].to_vec(),
-            whole,
-        })
+        prefix.bytes.clear();
+        prefix.bytes.extend_from_slice(&bytes[..len]);
+        prefix.whole = whole;
+        prefix.taken = true;
+        true
     }
 
     /// Runs `re.search` and, on a match, records every group's span in `locations`.
@@ -851,17 +865,24 @@ fn build_prefix_dfa(source: &Source) -> Option<dense::DFA<Vec<u32>>> {
 const PREFIX_DFA_LIMIT: usize = 64 << 10;
 
 /// A haystack start that decides a pattern's searches (see [`Regex::deciding_prefix`]).
-#[derive(Clone, Debug)]
+/// The default one decides nothing.
+#[derive(Clone, Debug, Default)]
 pub struct DecidingPrefix {
     bytes: Vec<u8>,
     /// The whole haystack: its end took part in the decision.
     whole: bool,
+    /// Whether [`Regex::deciding_prefix`] filled it: an empty prefix would otherwise
+    /// decide every haystack.
+    taken: bool,
 }
 
 impl DecidingPrefix {
     /// Whether the pattern this prefix was taken for (another one it tells nothing
     /// about) gives on `haystack` what it gave on the haystack of the prefix.
     pub fn decides(&self, haystack: &str) -> bool {
+        if !self.taken {
+            return false;
+        }
         if self.whole {
             haystack.as_bytes() == self.bytes.as_slice()
         } else {
@@ -1224,10 +1245,11 @@ mod tests {
             let regex = Regex::new(pattern).expect("ok");
             let mut locs = Locations::new();
             let mut decided = 0;
+            let mut prefix = DecidingPrefix::default();
             for a in &hs {
-                let Some(prefix) = regex.deciding_prefix(a, 0) else {
+                if !regex.deciding_prefix(a, 0, &mut prefix) {
                     continue;
-                };
+                }
                 let found = regex.captures(a, &mut locs);
                 let theirs = found.then(|| spans(&regex, &locs));
                 for b in hs.iter().filter(|b| prefix.decides(b)) {
@@ -1239,12 +1261,11 @@ mod tests {
             }
             assert!(decided > hs.len(), "{pattern}: prefixes decide too little");
         }
-        assert!(
-            Regex::new("a")
-                .expect("ok")
-                .deciding_prefix("a", 0)
-                .is_none()
-        );
+        assert!(!Regex::new("a").expect("ok").deciding_prefix(
+            "a",
+            0,
+            &mut DecidingPrefix::default()
+        ));
     }
 
     /// The one-line shortcut answers only where the backtracking engine agrees.
