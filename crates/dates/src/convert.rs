@@ -121,214 +121,279 @@ fn ordinal(year: i64, month: i64, day: i64) -> i64 {
 ///
 /// `now_local` yields the local wall clock of "now" in microseconds; it is only called when
 /// the date lacks a year or a day.
+#[cfg(test)]
 pub(crate) fn fields_to_epoch<'a>(
     fields: impl IntoIterator<Item = (Field, Option<&'a str>)>,
     am_pm: AmPm<'_>,
     zone: DefaultZone<'_>,
-    mut now_local: impl FnMut() -> Option<i64>,
+    now_local: impl FnMut() -> Option<i64>,
 ) -> Result<Converted, Failure> {
-    let mut year: Option<i128> = None;
-    let mut month: Option<i128> = None;
-    let mut day: Option<i128> = None;
-    let mut zone_minutes: Option<i64> = None;
-    let mut weekday: Option<i128> = None;
-    let mut julian: Option<i128> = None;
-    let mut week: Option<(i128, bool)> = None;
-    let (mut hour, mut minute, mut second) = (0_i128, 0_i128, 0_i128);
-    for (field, value) in fields {
-        let Some(v) = value else { continue };
-        match field {
-            Field::Year2 => {
-                let y = int(v)?;
-                year = Some(if y <= 2000 { y + 2000 } else { y });
-            }
-            Field::Year => year = Some(int(v)?),
-            Field::Month => month = Some(int(v)?),
-            Field::MonthName => month = Some(position(&MONTH_NAMES, v)?),
-            Field::MonthAbbr => month = Some(position(&MONTH_ABBRS, v)?),
-            Field::Day => day = Some(int(v)?),
-            Field::Hour24 => hour = int(v)?,
-            Field::Hour12 => {
-                hour = int(v)?;
-                let marker = match am_pm {
-                    AmPm::NoGroup => String::new(),
-                    AmPm::Unmatched => return Err(Failure::Fatal("AttributeError")),
-                    AmPm::Text(t) => t.to_lowercase(),
-                };
-                if marker.is_empty() || marker == "am" {
-                    if hour == 12 {
-                        hour = 0;
+    Fields::read(fields, am_pm)?.resolve(zone, now_local)
+}
+
+/// The values of a date's fields as read from its text: what the conversion does before
+/// anything depends on the clock or the zone. Reading a field depends on its text alone
+/// (and the hour on the AM/PM text), so a date whose text differs from another one's
+/// only in one field has the other one's values but for that field.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Fields {
+    year: Option<i128>,
+    month: Option<i128>,
+    day: Option<i128>,
+    zone_minutes: Option<i64>,
+    weekday: Option<i128>,
+    julian: Option<i128>,
+    week: Option<(i128, bool)>,
+    hour: i128,
+    minute: i128,
+    second: i128,
+}
+
+impl Fields {
+    /// Reads the date fields (in group order, `None` for groups that did not take part).
+    pub(crate) fn read<'a>(
+        fields: impl IntoIterator<Item = (Field, Option<&'a str>)>,
+        am_pm: AmPm<'_>,
+    ) -> Result<Fields, Failure> {
+        let mut f = Fields {
+            year: None,
+            month: None,
+            day: None,
+            zone_minutes: None,
+            weekday: None,
+            julian: None,
+            week: None,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
+        for (field, value) in fields {
+            let Some(v) = value else { continue };
+            match field {
+                Field::Year2 => {
+                    let y = int(v)?;
+                    f.year = Some(if y <= 2000 { y + 2000 } else { y });
+                }
+                Field::Year => f.year = Some(int(v)?),
+                Field::Month => f.month = Some(int(v)?),
+                Field::MonthName => f.month = Some(position(&MONTH_NAMES, v)?),
+                Field::MonthAbbr => f.month = Some(position(&MONTH_ABBRS, v)?),
+                Field::Day => f.day = Some(int(v)?),
+                Field::Hour24 => f.hour = int(v)?,
+                Field::Hour12 => {
+                    f.hour = int(v)?;
+                    let marker = match am_pm {
+                        AmPm::NoGroup => String::new(),
+                        AmPm::Unmatched => return Err(Failure::Fatal("AttributeError")),
+                        AmPm::Text(t) => t.to_lowercase(),
+                    };
+                    if marker.is_empty() || marker == "am" {
+                        if f.hour == 12 {
+                            f.hour = 0;
+                        }
+                    } else if marker == "pm" && f.hour != 12 {
+                        f.hour += 12;
                     }
-                } else if marker == "pm" && hour != 12 {
-                    hour += 12;
+                }
+                Field::Minute => f.minute = int(v)?,
+                Field::Second => f.second = int(v)?,
+                Field::WeekdayName => f.weekday = Some(position(&WEEKDAY_NAMES, v)?),
+                Field::WeekdayAbbr => f.weekday = Some(position(&WEEKDAY_ABBRS, v)?),
+                Field::Weekday => {
+                    let w = int(v)? - 1;
+                    f.weekday = Some(if w < 0 { 6 } else { w });
+                }
+                Field::YearDay => f.julian = Some(int(v)?),
+                Field::WeekOfYearSunday => f.week = Some((int(v)?, false)),
+                Field::WeekOfYearMonday => f.week = Some((int(v)?, true)),
+                Field::ZoneOffset | Field::ZoneName => {
+                    f.zone_minutes = Some(if matches!(v, "Z" | "UTC" | "GMT") {
+                        0
+                    } else {
+                        match fixed_offset_minutes(v) {
+                            Ok(m) => i64::from(m),
+                            Err(ZoneError::Shape) => return Err(Failure::Invalid),
+                            Err(ZoneError::UnknownAbbreviation) => {
+                                return Err(Failure::Fatal("KeyError"));
+                            }
+                        }
+                    });
                 }
             }
-            Field::Minute => minute = int(v)?,
-            Field::Second => second = int(v)?,
-            Field::WeekdayName => weekday = Some(position(&WEEKDAY_NAMES, v)?),
-            Field::WeekdayAbbr => weekday = Some(position(&WEEKDAY_ABBRS, v)?),
-            Field::Weekday => {
-                let w = int(v)? - 1;
-                weekday = Some(if w < 0 { 6 } else { w });
-            }
-            Field::YearDay => julian = Some(int(v)?),
-            Field::WeekOfYearSunday => week = Some((int(v)?, false)),
-            Field::WeekOfYearMonday => week = Some((int(v)?, true)),
-            Field::ZoneOffset | Field::ZoneName => {
-                zone_minutes = Some(if matches!(v, "Z" | "UTC" | "GMT") {
-                    0
-                } else {
-                    match fixed_offset_minutes(v) {
-                        Ok(m) => i64::from(m),
-                        Err(ZoneError::Shape) => return Err(Failure::Invalid),
-                        Err(ZoneError::UnknownAbbreviation) => {
-                            return Err(Failure::Fatal("KeyError"));
-                        }
-                    }
-                });
-            }
         }
+        Ok(f)
     }
 
-    let mut valid_from = i64::MIN;
-    let mut valid_to = i64::MAX;
-    let mut now_us: Option<i64> = None;
-    let mut now = || -> Result<i64, Failure> {
-        if let Some(n) = now_us {
-            return Ok(n);
-        }
-        let n = now_local().ok_or(Failure::Fatal("OverflowError"))?;
-        now_us = Some(n);
-        Ok(n)
-    };
+    /// These fields with the seconds read from `text` instead, as [`Fields::read`]
+    /// reads the one seconds field of a template.
+    pub(crate) fn with_second(self, text: &str) -> Result<Fields, Failure> {
+        Ok(Fields {
+            second: int(text)?,
+            ..self
+        })
+    }
 
-    let assume_year = year.is_none();
-    let mut year = match year {
-        Some(y) => y,
-        None => {
+    /// The time of these fields (see the module docs).
+    ///
+    /// `now_local` yields the local wall clock of "now" in microseconds; it is only
+    /// called when the date lacks a year or a day.
+    pub(crate) fn resolve(
+        self,
+        zone: DefaultZone<'_>,
+        mut now_local: impl FnMut() -> Option<i64>,
+    ) -> Result<Converted, Failure> {
+        let Fields {
+            year,
+            mut month,
+            mut day,
+            zone_minutes,
+            weekday,
+            mut julian,
+            week,
+            hour,
+            minute,
+            second,
+        } = self;
+        let mut valid_from = i64::MIN;
+        let mut valid_to = i64::MAX;
+        let mut now_us: Option<i64> = None;
+        let mut now = || -> Result<i64, Failure> {
+            if let Some(n) = now_us {
+                return Ok(n);
+            }
+            let n = now_local().ok_or(Failure::Fatal("OverflowError"))?;
+            now_us = Some(n);
+            Ok(n)
+        };
+
+        let assume_year = year.is_none();
+        let mut year = match year {
+            Some(y) => y,
+            None => {
+                let n = now()?;
+                let (y, _, _) = civil_from_days(n.div_euclid(SECONDS_PER_DAY * MICROS));
+                valid_from = valid_from.max(days_from_civil(y, 1, 1) * SECONDS_PER_DAY * MICROS);
+                valid_to = valid_to.min(days_from_civil(y + 1, 1, 1) * SECONDS_PER_DAY * MICROS);
+                i128::from(y)
+            }
+        };
+        if month.is_none() || day.is_none() {
+            if julian.is_none()
+                && let (Some((w, monday)), Some(wd)) = (week, weekday)
+            {
+                let y = c_int(year)?;
+                if !(1..=9999).contains(&y) {
+                    return Err(Failure::Invalid);
+                }
+                julian = Some(i128::from(julian_from_week(
+                    y,
+                    c_int(w)?,
+                    c_int(wd)?,
+                    monday,
+                )));
+            }
+            if let Some(j) = julian {
+                let y = c_int(year)?;
+                if !(1..=9999).contains(&y) {
+                    return Err(Failure::Invalid);
+                }
+                let ord = i128::from(ordinal(y, 1, 1)) + j - 1;
+                let ord = i64::try_from(ord).map_err(|_| Failure::Fatal("OverflowError"))?;
+                if !(1..=MAX_ORDINAL).contains(&ord) {
+                    return Err(Failure::Invalid);
+                }
+                let (y2, m2, d2) = civil_from_days(ord - 1 + days_from_civil(1, 1, 1));
+                year = i128::from(y2);
+                month = Some(i128::from(m2));
+                day = Some(i128::from(d2));
+            }
+        }
+        let assume_today = month.is_none() && day.is_none();
+        if assume_today {
             let n = now()?;
-            let (y, _, _) = civil_from_days(n.div_euclid(SECONDS_PER_DAY * MICROS));
-            valid_from = valid_from.max(days_from_civil(y, 1, 1) * SECONDS_PER_DAY * MICROS);
-            valid_to = valid_to.min(days_from_civil(y + 1, 1, 1) * SECONDS_PER_DAY * MICROS);
-            i128::from(y)
+            let today = n.div_euclid(SECONDS_PER_DAY * MICROS);
+            let (_, m, d) = civil_from_days(today);
+            month = Some(i128::from(m));
+            day = Some(i128::from(d));
+            valid_from = valid_from.max(today * SECONDS_PER_DAY * MICROS);
+            valid_to = valid_to.min((today + 1) * SECONDS_PER_DAY * MICROS);
         }
-    };
-    if month.is_none() || day.is_none() {
-        if julian.is_none()
-            && let (Some((w, monday)), Some(wd)) = (week, weekday)
-        {
-            let y = c_int(year)?;
-            if !(1..=9999).contains(&y) {
-                return Err(Failure::Invalid);
-            }
-            julian = Some(i128::from(julian_from_week(
-                y,
-                c_int(w)?,
-                c_int(wd)?,
-                monday,
-            )));
+        let (Some(month), Some(day)) = (month, day) else {
+            // `datetime()` with a `None` month or day.
+            return Err(Failure::Fatal("TypeError"));
+        };
+        let civil = Civil {
+            year: c_int(year)?,
+            month: c_int(month)?,
+            day: c_int(day)?,
+            hour: c_int(hour)?,
+            minute: c_int(minute)?,
+            second: c_int(second)?,
+        };
+        if !civil.is_valid() {
+            return Err(Failure::Invalid);
         }
-        if let Some(j) = julian {
-            let y = c_int(year)?;
-            if !(1..=9999).contains(&y) {
-                return Err(Failure::Invalid);
-            }
-            let ord = i128::from(ordinal(y, 1, 1)) + j - 1;
-            let ord = i64::try_from(ord).map_err(|_| Failure::Fatal("OverflowError"))?;
-            if !(1..=MAX_ORDINAL).contains(&ord) {
-                return Err(Failure::Invalid);
-            }
-            let (y2, m2, d2) = civil_from_days(ord - 1 + days_from_civil(1, 1, 1));
-            year = i128::from(y2);
-            month = Some(i128::from(m2));
-            day = Some(i128::from(d2));
-        }
-    }
-    let assume_today = month.is_none() && day.is_none();
-    if assume_today {
-        let n = now()?;
-        let today = n.div_euclid(SECONDS_PER_DAY * MICROS);
-        let (_, m, d) = civil_from_days(today);
-        month = Some(i128::from(m));
-        day = Some(i128::from(d));
-        valid_from = valid_from.max(today * SECONDS_PER_DAY * MICROS);
-        valid_to = valid_to.min((today + 1) * SECONDS_PER_DAY * MICROS);
-    }
-    let (Some(month), Some(day)) = (month, day) else {
-        // `datetime()` with a `None` month or day.
-        return Err(Failure::Fatal("TypeError"));
-    };
-    let civil = Civil {
-        year: c_int(year)?,
-        month: c_int(month)?,
-        day: c_int(day)?,
-        hour: c_int(hour)?,
-        minute: c_int(minute)?,
-        second: c_int(second)?,
-    };
-    if !civil.is_valid() {
-        return Err(Failure::Invalid);
-    }
-    let mut result = civil.to_naive();
-    let offset = match (zone_minutes, zone) {
-        (Some(m), _) => Some(m),
-        (None, DefaultZone::Fixed(m)) => Some(m),
-        (None, DefaultZone::Rules(_)) => None,
-    };
-    if let Some(m) = offset {
-        result -= m * 60;
-        if !in_datetime_range(result) {
-            return Err(Failure::Fatal("OverflowError"));
-        }
-    }
-    if assume_today {
-        let n = now()?;
-        let at = result * MICROS;
-        if at > n {
-            valid_to = valid_to.min(at);
-            result -= SECONDS_PER_DAY;
+        let mut result = civil.to_naive();
+        let offset = match (zone_minutes, zone) {
+            (Some(m), _) => Some(m),
+            (None, DefaultZone::Fixed(m)) => Some(m),
+            (None, DefaultZone::Rules(_)) => None,
+        };
+        if let Some(m) = offset {
+            result -= m * 60;
             if !in_datetime_range(result) {
                 return Err(Failure::Fatal("OverflowError"));
             }
-        } else {
-            valid_from = valid_from.max(at);
         }
-    }
-    if assume_year {
-        let n = now()?;
-        let threshold = result * MICROS - SECONDS_PER_DAY * MICROS;
-        if n < threshold {
-            valid_to = valid_to.min(threshold);
-            // `replace(year=year - 1, month=month, day=day)`, keeping the time of day.
-            let time_of_day = result.rem_euclid(SECONDS_PER_DAY);
-            let previous = Civil {
-                year: civil.year - 1,
-                month: civil.month,
-                day: civil.day,
-                hour: time_of_day / 3600,
-                minute: time_of_day / 60 % 60,
-                second: time_of_day % 60,
-            };
-            if !previous.is_valid() {
-                return Err(Failure::Invalid);
+        if assume_today {
+            let n = now()?;
+            let at = result * MICROS;
+            if at > n {
+                valid_to = valid_to.min(at);
+                result -= SECONDS_PER_DAY;
+                if !in_datetime_range(result) {
+                    return Err(Failure::Fatal("OverflowError"));
+                }
+            } else {
+                valid_from = valid_from.max(at);
             }
-            result = previous.to_naive();
-        } else {
-            valid_from = valid_from.max(threshold);
         }
+        if assume_year {
+            let n = now()?;
+            let threshold = result * MICROS - SECONDS_PER_DAY * MICROS;
+            if n < threshold {
+                valid_to = valid_to.min(threshold);
+                // `replace(year=year - 1, month=month, day=day)`, keeping the time of day.
+                let time_of_day = result.rem_euclid(SECONDS_PER_DAY);
+                let previous = Civil {
+                    year: civil.year - 1,
+                    month: civil.month,
+                    day: civil.day,
+                    hour: time_of_day / 3600,
+                    minute: time_of_day / 60 % 60,
+                    second: time_of_day % 60,
+                };
+                if !previous.is_valid() {
+                    return Err(Failure::Invalid);
+                }
+                result = previous.to_naive();
+            } else {
+                valid_from = valid_from.max(threshold);
+            }
+        }
+        let epoch = match (offset, zone) {
+            (Some(_), _) => result,
+            (None, DefaultZone::Rules(tz)) => tz
+                .mktime_naive(result)
+                .ok_or(Failure::Fatal("OverflowError"))?,
+            (None, DefaultZone::Fixed(_)) => result,
+        };
+        Ok(Converted {
+            epoch: epoch as f64,
+            valid_from,
+            valid_to,
+        })
     }
-    let epoch = match (offset, zone) {
-        (Some(_), _) => result,
-        (None, DefaultZone::Rules(tz)) => tz
-            .mktime_naive(result)
-            .ok_or(Failure::Fatal("OverflowError"))?,
-        (None, DefaultZone::Fixed(_)) => result,
-    };
-    Ok(Converted {
-        epoch: epoch as f64,
-        valid_from,
-        valid_to,
-    })
 }
 
 /// Seconds of a Unix-time match (`EPOCH`, `LEPOCH`): milliseconds and microseconds of the

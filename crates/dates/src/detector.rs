@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rampart_pyre::{DecidingPrefix, Locations, Regex};
 
-use crate::convert::{self, AmPm, DefaultZone, Failure};
+use crate::convert::{self, AmPm, DefaultZone, Failure, Fields};
 use crate::pytext::{byte_of_char, char_at, char_len, char_of_byte, is_py_alnum, py_strip};
 use crate::template::{self, Kind, LINE_BEGIN, Spec, Template};
 use crate::{DateError, DateMatch, Error, TimeZone, codes};
@@ -138,6 +138,8 @@ struct ConversionCache {
     zone_id: u64,
     text: String,
     spans: Vec<Option<(usize, usize)>>,
+    /// The fields read from `text`, when reading them succeeded.
+    fields: Option<Fields>,
     outcome: Option<Result<f64, Failure>>,
     needs_now: bool,
     valid_from: i64,
@@ -792,17 +794,25 @@ impl DateDetector {
             }
         }
 
-        let values = template.fields.iter().map(|(g, f)| {
-            let value = self.group_span(hit, *g).map(|(s, e)| &line[s..e]);
-            (*f, value)
-        });
-        let am_pm = match template.am_pm_group {
-            None => AmPm::NoGroup,
-            Some(g) => match self.group_span(hit, g) {
-                None => AmPm::Unmatched,
-                Some((s, e)) => AmPm::Text(&line[s..e]),
-            },
+        let cached_fields = if cacheable {
+            self.fields_but_second(template, text)
+        } else {
+            None
         };
+        let fields = cached_fields.unwrap_or_else(|| {
+            let values = template.fields.iter().map(|(g, f)| {
+                let value = self.group_span(hit, *g).map(|(s, e)| &line[s..e]);
+                (*f, value)
+            });
+            let am_pm = match template.am_pm_group {
+                None => AmPm::NoGroup,
+                Some(g) => match self.group_span(hit, g) {
+                    None => AmPm::Unmatched,
+                    Some((s, e)) => AmPm::Text(&line[s..e]),
+                },
+            };
+            Fields::read(values, am_pm)
+        });
         let zone = match &self.log_zone {
             LogZone::Local => DefaultZone::Rules(local),
             LogZone::Fixed(m) => DefaultZone::Fixed(*m),
@@ -810,9 +820,11 @@ impl DateDetector {
         };
         let mut now_cache = self.now_offset;
         let mut used_now = false;
-        let result = convert::fields_to_epoch(values, am_pm, zone, || {
-            used_now = true;
-            now_local_micros(&mut now_cache, now, local)
+        let result = fields.and_then(|f| {
+            f.resolve(zone, || {
+                used_now = true;
+                now_local_micros(&mut now_cache, now, local)
+            })
         });
         self.now_offset = now_cache;
         let outcome = result.map(|c| c.epoch);
@@ -823,6 +835,7 @@ impl DateDetector {
             cache.text.clear();
             cache.text.push_str(text);
             std::mem::swap(&mut cache.spans, &mut self.spans_scratch);
+            cache.fields = fields.ok();
             cache.outcome = Some(outcome);
             cache.needs_now = used_now;
             (cache.valid_from, cache.valid_to) = match result {
@@ -835,6 +848,37 @@ impl DateDetector {
             self.conversion.outcome = None;
         }
         outcome
+    }
+
+    /// The fields of the date `text` (whose field spans are in `spans_scratch`), taken
+    /// from the cached conversion's when the two differ at most in the seconds: same
+    /// template and field spans, no other field reaching into the seconds, the same
+    /// text around them. Only the seconds are then read; every other field reads the
+    /// same text as before (see [`Fields`]).
+    fn fields_but_second(
+        &self,
+        template: &Template,
+        text: &str,
+    ) -> Option<Result<Fields, Failure>> {
+        let cache = &self.conversion;
+        let k = template.second_field?;
+        let cached = cache.fields?;
+        if cache.template_id != template.id || cache.spans != self.spans_scratch {
+            return None;
+        }
+        let (a, b) = self.spans_scratch.get(k).copied().flatten()?;
+        let apart = self
+            .spans_scratch
+            .iter()
+            .enumerate()
+            .all(|(i, span)| i == k || span.is_none_or(|(s, e)| e <= a || s >= b));
+        let (new, old) = (text.as_bytes(), cache.text.as_bytes());
+        let same_around =
+            new.len() == old.len() && new.get(..a) == old.get(..a) && new.get(b..) == old.get(b..);
+        if !(apart && same_around) {
+            return None;
+        }
+        Some(cached.with_second(text.get(a..b)?))
     }
 
     fn now_local_micros(&mut self, now: f64, local: &TimeZone) -> Option<i64> {
@@ -1077,6 +1121,7 @@ fn default_specs(year_prefixes: &str) -> Result<Vec<(Spec, f64)>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::Field;
 
     fn cet() -> TimeZone {
         TimeZone::from_tz_value(Some("CET-01CEST-02,M3.5.0,M10.5.0"))
@@ -1159,6 +1204,137 @@ mod tests {
             assert_eq!(got, want, "{line:?}");
             assert_eq!(reusing.template_hits(), fresh.template_hits(), "{line:?}");
         }
+    }
+
+    /// Dates one second apart, where the conversion starts from the previous date's
+    /// fields and reads only the seconds: across zone changes that fall inside a minute
+    /// (a gap and a fold), a change of the inferred year, Feb 29th of a year inferred
+    /// to be no leap year, seconds `60` and `61`, one-digit seconds, AM/PM, explicit and
+    /// configured offsets, a clock that moves.
+    #[test]
+    fn dates_read_from_the_previous_fields_equal_full_conversions() {
+        let zone = "CET-01CEST-02,M3.5.0/2:00:30,M10.5.0/3:00:30";
+        let local = |y, m, d, h, mi, s| {
+            let epoch = TimeZone::from_tz_value(Some(zone)).mktime(y, m, d, h, mi, s);
+            epoch.expect("a local time") as f64
+        };
+        let summer = local(2005, 8, 14, 12, 0, 0);
+        let new_year = local(2006, 1, 1, 0, 0, 30);
+        let leap_day_eve = local(2004, 2, 28, 12, 0, 0);
+        let at = |now: f64, lines: &'static [&'static str]| lines.iter().map(move |l| (*l, now));
+        let lines: Vec<(&str, f64)> = at(
+            summer,
+            &[
+                "Mar 27 02:00:29 before the gap",
+                "Mar 27 02:00:31 in the gap",
+                "Mar 27 02:00:30 at its start",
+                "Mar 27 03:00:31 after it",
+                "Mar 27 03:00:29 in it again",
+                "Oct 30 02:00:29 before the fold",
+                "Oct 30 02:00:31 in the fold",
+                "Oct 30 03:00:29 still in it",
+                "Oct 30 03:00:31 after it",
+                "Oct 30 03:00:30 at its end",
+                "Aug 15 12:00:00 this year",
+                "Aug 15 12:00:01 last year",
+                "Aug 15 12:00:00 this year again",
+                "Aug 14 10:00:59 another day",
+                "Aug 14 10:00:60 a leap second",
+                "Aug 14 10:00:61 past it",
+                "Aug 14 10:00:58 back",
+                "Aug 14 10:01:00 the next minute",
+            ],
+        )
+        .chain(at(
+            new_year,
+            &[
+                "Jan 01 00:00:29 this year",
+                "Jan 01 00:00:31 still",
+                "Jan 02 00:00:30 this year",
+                "Jan 02 00:00:31 last year",
+                "Dec 31 23:59:58 last year",
+                "Dec 31 23:59:59 as well",
+            ],
+        ))
+        .chain(at(
+            leap_day_eve,
+            &[
+                "Feb 29 12:00:00 this leap year",
+                "Feb 29 12:00:01 last year, no leap year",
+                "Feb 29 12:00:00 this year again",
+            ],
+        ))
+        .chain([
+            ("Feb 29 12:00:01 the clock moved on", leap_day_eve + 1.0),
+            ("Feb 29 12:00:02 and on", leap_day_eve + 1.0),
+            ("Feb 29 12:00:03 past a day", leap_day_eve + 90_000.0),
+            ("Aug 14, 2005 10:00:01 PM", summer),
+            ("Aug 14, 2005 10:00:02 PM", summer),
+            ("Aug 14, 2005 10:00:02 AM", summer),
+            ("2005-08-14 10:00:01 +0200", summer),
+            ("2005-08-14 10:00:02 +0200", summer),
+            ("2005-08-14 10:00:02 -0100", summer),
+        ])
+        .collect();
+        // `x`: only the seconds were read (a date that is invalid either way does not
+        // show it: `60`, `61`).
+        let taken = seconds_only_read(None, None, zone, &lines);
+        assert_eq!(taken, "-xx-x-x-xx-xx---x--x-x-x-xxxxx-x--x-");
+
+        let lines = [
+            ("Aug 14 10:00:5 one digit", summer),
+            ("Aug 14 10:00:7 one digit", summer),
+            ("Aug 14 10:00:10 two", summer),
+            ("Aug 14 10:00:11 two", summer),
+        ];
+        let taken = seconds_only_read(Some("^%b %d %H:%M:%S"), None, zone, &lines);
+        assert_eq!(taken, "-x-x");
+        let fixed = TimeZone::from_log_timezone("UTC+0200").ok();
+        let taken = seconds_only_read(None, fixed, zone, &lines);
+        assert_eq!(taken, "-x-x");
+    }
+
+    /// Runs `lines` (each with its clock) through a detector and through one that reads
+    /// every date's fields anew, which must agree; tells on which lines the first one
+    /// read only the seconds (`x`; seen by replaying it with wrong fields to start from).
+    fn seconds_only_read(
+        pattern: Option<&str>,
+        log_zone: Option<TimeZone>,
+        zone: &str,
+        lines: &[(&str, f64)],
+    ) -> String {
+        let detector = || {
+            let mut d = DateDetector::with_current_year(pattern, 2026).expect("compiles");
+            d.set_log_timezone(log_zone.clone());
+            d
+        };
+        // A zone each: `mktime` answers in a fold from the zone's previous call.
+        let zone = || TimeZone::from_tz_value(Some(zone));
+        let (mut reading, reading_zone) = (detector(), zone());
+        let (mut full, full_zone) = (detector(), zone());
+        let wrong = [
+            (Field::Year, "1999"),
+            (Field::Month, "1"),
+            (Field::Day, "1"),
+        ];
+        let wrong = Fields::read(wrong.map(|(f, v)| (f, Some(v))), AmPm::NoGroup);
+        let mut taken = String::new();
+        for (i, &(line, now)) in lines.iter().enumerate() {
+            full.conversion.fields = None;
+            let got = reading.match_time(line, now, &reading_zone);
+            let want = full.match_time(line, now, &full_zone);
+            assert_eq!(got, want, "{line:?}");
+            let (mut replay, replay_zone) = (detector(), zone());
+            for &(l, n) in &lines[..i] {
+                replay.match_time(l, n, &replay_zone);
+            }
+            if replay.conversion.fields.is_some() {
+                replay.conversion.fields = wrong.ok();
+            }
+            let wrong_time = replay.match_time(line, now, &replay_zone) != want;
+            taken.push(if wrong_time { 'x' } else { '-' });
+        }
+        taken
     }
 
     #[test]

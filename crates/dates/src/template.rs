@@ -125,6 +125,9 @@ pub(crate) struct Template {
     pub fields: Vec<(usize, Field)>,
     /// The `p` (AM/PM) group, if the regex has one.
     pub am_pm_group: Option<usize>,
+    /// Where the seconds field is in `fields`, if there is exactly one: the field that
+    /// tells most dates of a log from the one before.
+    pub second_field: Option<usize>,
     /// Anchored (so the detector takes its match without consulting other templates)
     /// and looking ahead at most one character past its match (only the word-end
     /// boundary): its result on a line is decided by the match span and the text up to
@@ -167,6 +170,11 @@ impl Template {
             .collect();
         fields.sort_by_key(|(i, _)| *i);
         let am_pm_group = regex.group_index("p");
+        let mut seconds = (0..fields.len()).filter(|&i| fields[i].1 == Field::Second);
+        let second_field = match (seconds.next(), seconds.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        };
         let lookahead_free = {
             let rest = regex_text
                 .replace(WORD_END_BOUNDARY, "")
@@ -184,6 +192,7 @@ impl Template {
             kind,
             fields,
             am_pm_group,
+            second_field,
             reusable,
         })
     }
