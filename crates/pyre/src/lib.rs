@@ -32,9 +32,10 @@ mod tables;
 
 use std::fmt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex_automata::dfa::{Automaton, StartKind, dense};
-use regex_automata::util::primitives::NonMaxUsize;
+use regex_automata::util::primitives::{NonMaxUsize, StateID};
 use regex_automata::util::start;
 use regex_automata::{Anchored, Input, meta, nfa::thompson};
 
@@ -96,7 +97,7 @@ struct Linear {
     ascii: OnceLock<Option<meta::Regex>>,
     /// An anchored DFA for ASCII haystacks, for [`Regex::deciding_prefix`] (built on
     /// its first call; `None` when the pattern can match elsewhere than at the start).
-    prefix_dfa: OnceLock<Option<dense::DFA<Vec<u32>>>>,
+    prefix_dfa: OnceLock<Option<PrefixDfa>>,
     branches: OnceLock<Option<Branches>>,
     unicode: OnceLock<Option<meta::Regex>>,
     caveats: lower::Caveats,
@@ -460,6 +461,10 @@ impl Regex {
     /// engine is exact, so the prefix is ASCII (the classes mean there what they mean
     /// anywhere) and holds no newline (a `$` inside it means what it means in any
     /// longer haystack); a prefix that needed the haystack's end is the whole haystack.
+    ///
+    /// A `prefix` last filled by this pattern for a haystack that begins like this one
+    /// spares the walk over the bytes the two share: the automaton is deterministic, so
+    /// it is in the states it was in then.
     pub fn deciding_prefix(
         &self,
         haystack: &str,
@@ -473,7 +478,7 @@ impl Regex {
         if !haystack.is_ascii() || !linear.exact_on(haystack) {
             return false;
         }
-        let Some(dfa) = linear
+        let Some(PrefixDfa { id, dfa }) = linear
             .prefix_dfa
             .get_or_init(|| build_prefix_dfa(&self.source))
             .as_ref()
@@ -481,18 +486,41 @@ impl Regex {
             return false;
         };
         let bytes = haystack.as_bytes();
-        let Ok(mut sid) = dfa.start_state(&start::Config::new().anchored(Anchored::Yes)) else {
-            return false;
+        let shared = if prefix.dfa == *id {
+            let walked = &prefix.bytes[..prefix.states.len()];
+            let parting = bytes.iter().zip(walked).position(|(a, b)| a != b);
+            parting.unwrap_or(walked.len().min(bytes.len()))
+        } else {
+            0
         };
+        // The states are rewritten from `shared` on: they stand for this haystack only
+        // once the walk is over.
+        prefix.dfa = 0;
+        prefix.states.truncate(shared);
         let mut read = None;
-        for (i, &b) in bytes.iter().enumerate() {
-            sid = dfa.next_state(sid, b);
-            if dfa.is_dead_state(sid) {
-                read = Some(i + 1);
-                break;
+        let mut sid = match prefix.states.last() {
+            Some(&last) => {
+                if dfa.is_dead_state(last) {
+                    read = Some(shared);
+                }
+                last
             }
-            if dfa.is_quit_state(sid) {
-                return false;
+            None => match dfa.start_state(&start::Config::new().anchored(Anchored::Yes)) {
+                Ok(start) => start,
+                Err(_) => return false,
+            },
+        };
+        if read.is_none() {
+            for (i, &b) in bytes[shared..].iter().enumerate() {
+                sid = dfa.next_state(sid, b);
+                prefix.states.push(sid);
+                if dfa.is_dead_state(sid) {
+                    read = Some(shared + i + 1);
+                    break;
+                }
+                if dfa.is_quit_state(sid) {
+                    return false;
+                }
             }
         }
         // Without a dead state the end of the haystack takes part: only the same
@@ -505,6 +533,7 @@ impl Regex {
         prefix.bytes.extend_from_slice(&bytes[..len]);
         prefix.whole = whole;
         prefix.taken = true;
+        prefix.dfa = *id;
         true
     }
 
@@ -834,8 +863,15 @@ fn build_meta(hir: &regex_syntax::hir::Hir) -> Option<meta::Regex> {
         .ok()
 }
 
+/// The anchored DFA of [`Regex::deciding_prefix`], with an id no other one has (a
+/// [`DecidingPrefix`] keeps the states it went through, which only it can read).
+struct PrefixDfa {
+    id: u64,
+    dfa: dense::DFA<Vec<u32>>,
+}
+
 /// The anchored DFA of [`Regex::deciding_prefix`]: every thread kept (`All`), small.
-fn build_prefix_dfa(source: &Source) -> Option<dense::DFA<Vec<u32>>> {
+fn build_prefix_dfa(source: &Source) -> Option<PrefixDfa> {
     let hir = lower::to_hir(&source.rewritten()?, &mut lower::Caveats::default(), true)?;
     if !hir
         .properties()
@@ -848,7 +884,7 @@ fn build_prefix_dfa(source: &Source) -> Option<dense::DFA<Vec<u32>>> {
         .configure(thompson::Config::new().nfa_size_limit(Some(1 << 20)))
         .build_from_hir(&hir)
         .ok()?;
-    dense::Builder::new()
+    let dfa = dense::Builder::new()
         .configure(
             dense::Config::new()
                 .match_kind(regex_automata::MatchKind::All)
@@ -857,7 +893,13 @@ fn build_prefix_dfa(source: &Source) -> Option<dense::DFA<Vec<u32>>> {
                 .determinize_size_limit(Some(4 * PREFIX_DFA_LIMIT)),
         )
         .build_from_nfa(&nfa)
-        .ok()
+        .ok()?;
+    // 0 is no automaton's: a prefix that holds it has no states to go on from.
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    Some(PrefixDfa {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        dfa,
+    })
 }
 
 /// Bytes a [`Regex::deciding_prefix`] automaton may take (it is built once per pattern,
@@ -866,7 +908,7 @@ const PREFIX_DFA_LIMIT: usize = 64 << 10;
 
 /// A haystack start that decides a pattern's searches (see [`Regex::deciding_prefix`]).
 /// The default one decides nothing.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DecidingPrefix {
     bytes: Vec<u8>,
     /// The whole haystack: its end took part in the decision.
@@ -874,6 +916,10 @@ pub struct DecidingPrefix {
     /// Whether [`Regex::deciding_prefix`] filled it: an empty prefix would otherwise
     /// decide every haystack.
     taken: bool,
+    /// The automaton's state after each byte it read of `bytes` (the dead one last, if
+    /// it got there), and which automaton's (0: none).
+    states: Vec<StateID>,
+    dfa: u64,
 }
 
 impl DecidingPrefix {
@@ -1247,9 +1293,15 @@ mod tests {
             let mut decided = 0;
             let mut prefix = DecidingPrefix::default();
             for a in &hs {
-                if !regex.deciding_prefix(a, 0, &mut prefix) {
+                // One prefix goes on from the states of the haystack before; it must
+                // come out as one taken afresh.
+                let mut fresh = DecidingPrefix::default();
+                let taken = regex.deciding_prefix(a, 0, &mut prefix);
+                assert_eq!(taken, regex.deciding_prefix(a, 0, &mut fresh), "{a:?}");
+                if !taken {
                     continue;
                 }
+                assert_eq!(prefix, fresh, "{pattern}: {a:?}");
                 let found = regex.captures(a, &mut locs);
                 let theirs = found.then(|| spans(&regex, &locs));
                 for b in hs.iter().filter(|b| prefix.decides(b)) {
