@@ -59,6 +59,88 @@ pub(crate) struct Converted {
     pub epoch: f64,
     pub valid_from: i64,
     pub valid_to: i64,
+    /// How the same fields with other seconds convert, when that is simple.
+    pub shift: Option<Shift>,
+}
+
+/// What a conversion leaves for the same fields with other seconds (0 to 59), when it
+/// did not take "today" for the date. Nothing before the year inference looks at the
+/// seconds but the validity and range checks, so the naive time only moves by the
+/// difference; the inference decides again against the clock, and going to the year
+/// before keeps the time of day, which moves by the difference too (offsets are whole
+/// minutes: no day boundary is crossed). `mktime` is asked again, so it answers as it
+/// would have (its seed included).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shift {
+    second: i64,
+    /// The naive time after the offset, before the year inference, and after it.
+    shifted: i64,
+    inferred: i64,
+    /// An offset was given or configured: `inferred` is UTC (else local, for `mktime`).
+    fixed: bool,
+    /// For a date without a year: the local wall-clock bounds (microseconds) of the
+    /// year of "now" it was taken in, and whether the date went to the year before.
+    year: Option<(i64, i64, bool)>,
+}
+
+impl Shift {
+    /// The same shift giving times a day late: tells whether a result came from it.
+    #[cfg(test)]
+    pub(crate) fn a_day_late(self) -> Shift {
+        Shift {
+            inferred: self.inferred + SECONDS_PER_DAY,
+            ..self
+        }
+    }
+
+    /// The conversion of the fields this shift was left by with the seconds `second`
+    /// instead; `None` where this cannot tell it (a second out of range, a result at
+    /// the end of the range, another year of "now", the other side of the inference).
+    fn seconds(
+        self,
+        second: i128,
+        zone: DefaultZone<'_>,
+        now_local: &mut impl FnMut() -> Option<i64>,
+    ) -> Option<Result<Converted, Failure>> {
+        let second = i64::try_from(second).ok().filter(|s| (0..60).contains(s))?;
+        let d = second - self.second;
+        let shifted = self.shifted + d;
+        if self.fixed && !in_datetime_range(shifted) {
+            return None;
+        }
+        let (mut valid_from, mut valid_to) = (i64::MIN, i64::MAX);
+        if let Some((year_from, year_to, went_back)) = self.year {
+            let n = now_local()?;
+            let threshold = shifted * MICROS - SECONDS_PER_DAY * MICROS;
+            if !(year_from..year_to).contains(&n) || (n < threshold) != went_back {
+                return None;
+            }
+            (valid_from, valid_to) = if went_back {
+                (year_from, year_to.min(threshold))
+            } else {
+                (year_from.max(threshold), year_to)
+            };
+        }
+        let inferred = self.inferred + d;
+        let epoch = match zone {
+            DefaultZone::Rules(tz) if !self.fixed => match tz.mktime_naive(inferred) {
+                Some(epoch) => epoch,
+                None => return Some(Err(Failure::Fatal("OverflowError"))),
+            },
+            _ => inferred,
+        };
+        Some(Ok(Converted {
+            epoch: epoch as f64,
+            valid_from,
+            valid_to,
+            shift: Some(Shift {
+                second,
+                shifted,
+                inferred,
+                ..self
+            }),
+        }))
+    }
 }
 
 fn int(value: &str) -> Result<i128, Failure> {
@@ -224,6 +306,20 @@ impl Fields {
         Ok(f)
     }
 
+    /// [`Fields::resolve`] for fields that differ at most in the seconds from those
+    /// whose conversion left `shift`, in the same zone.
+    pub(crate) fn resolve_after(
+        self,
+        shift: Option<Shift>,
+        zone: DefaultZone<'_>,
+        mut now_local: impl FnMut() -> Option<i64>,
+    ) -> Result<Converted, Failure> {
+        if let Some(converted) = shift.and_then(|s| s.seconds(self.second, zone, &mut now_local)) {
+            return converted;
+        }
+        self.resolve(zone, now_local)
+    }
+
     /// These fields with the seconds read from `text` instead, as [`Fields::read`]
     /// reads the one seconds field of a template.
     pub(crate) fn with_second(self, text: &str) -> Result<Fields, Failure> {
@@ -277,6 +373,7 @@ impl Fields {
                 i128::from(y)
             }
         };
+        let year_bounds = (valid_from, valid_to);
         if month.is_none() || day.is_none() {
             if julian.is_none()
                 && let (Some((w, monday)), Some(wd)) = (week, weekday)
@@ -358,10 +455,13 @@ impl Fields {
                 valid_from = valid_from.max(at);
             }
         }
+        let shifted = result;
+        let mut went_back = false;
         if assume_year {
             let n = now()?;
             let threshold = result * MICROS - SECONDS_PER_DAY * MICROS;
-            if n < threshold {
+            went_back = n < threshold;
+            if went_back {
                 valid_to = valid_to.min(threshold);
                 // `replace(year=year - 1, month=month, day=day)`, keeping the time of day.
                 let time_of_day = result.rem_euclid(SECONDS_PER_DAY);
@@ -388,10 +488,18 @@ impl Fields {
                 .ok_or(Failure::Fatal("OverflowError"))?,
             (None, DefaultZone::Fixed(_)) => result,
         };
+        let shift = (!assume_today).then_some(Shift {
+            second: civil.second,
+            shifted,
+            inferred: result,
+            fixed: offset.is_some(),
+            year: assume_year.then_some((year_bounds.0, year_bounds.1, went_back)),
+        });
         Ok(Converted {
             epoch: epoch as f64,
             valid_from,
             valid_to,
+            shift,
         })
     }
 }

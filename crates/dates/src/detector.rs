@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rampart_pyre::{DecidingPrefix, Locations, Regex};
 
-use crate::convert::{self, AmPm, DefaultZone, Failure, Fields};
+use crate::convert::{self, AmPm, DefaultZone, Failure, Fields, Shift};
 use crate::pytext::{byte_of_char, char_at, char_len, char_of_byte, is_py_alnum, py_strip};
 use crate::template::{self, Kind, LINE_BEGIN, Spec, Template};
 use crate::{DateError, DateMatch, Error, TimeZone, codes};
@@ -140,6 +140,8 @@ struct ConversionCache {
     spans: Vec<Option<(usize, usize)>>,
     /// The fields read from `text`, when reading them succeeded.
     fields: Option<Fields>,
+    /// What their conversion left for other seconds (see [`convert::Shift`]).
+    shift: Option<Shift>,
     outcome: Option<Result<f64, Failure>>,
     needs_now: bool,
     valid_from: i64,
@@ -799,6 +801,14 @@ impl DateDetector {
         } else {
             None
         };
+        // A shift holds the zone's offset or rules: it is for the zone it was made in
+        // (a configured zone's change, which keeps the id of fixed offsets, clears the
+        // outcome).
+        let cache = &self.conversion;
+        let shift = match cached_fields {
+            Some(_) if cache.zone_id == zone_id && cache.outcome.is_some() => cache.shift,
+            _ => None,
+        };
         let fields = cached_fields.unwrap_or_else(|| {
             let values = template.fields.iter().map(|(g, f)| {
                 let value = self.group_span(hit, *g).map(|(s, e)| &line[s..e]);
@@ -821,7 +831,7 @@ impl DateDetector {
         let mut now_cache = self.now_offset;
         let mut used_now = false;
         let result = fields.and_then(|f| {
-            f.resolve(zone, || {
+            f.resolve_after(shift, zone, || {
                 used_now = true;
                 now_local_micros(&mut now_cache, now, local)
             })
@@ -836,6 +846,7 @@ impl DateDetector {
             cache.text.push_str(text);
             std::mem::swap(&mut cache.spans, &mut self.spans_scratch);
             cache.fields = fields.ok();
+            cache.shift = result.ok().and_then(|c| c.shift);
             cache.outcome = Some(outcome);
             cache.needs_now = used_now;
             (cache.valid_from, cache.valid_to) = match result {
@@ -1276,10 +1287,11 @@ mod tests {
             ("2005-08-14 10:00:02 -0100", summer),
         ])
         .collect();
-        // `x`: only the seconds were read (a date that is invalid either way does not
-        // show it: `60`, `61`).
+        // `s`: only the seconds were read and the time shifted from the last one's;
+        // `x`: only the seconds were read (the year inference went the other way, or
+        // the last date was invalid). A date invalid either way shows neither.
         let taken = seconds_only_read(None, None, zone, &lines);
-        assert_eq!(taken, "-xx-x-x-xx-xx---x--x-x-x-xxxxx-x--x-");
+        assert_eq!(taken, "-ss-s-s-ss-xx---x--s-x-s-xxsxx-s--s-");
 
         let lines = [
             ("Aug 14 10:00:5 one digit", summer),
@@ -1288,15 +1300,16 @@ mod tests {
             ("Aug 14 10:00:11 two", summer),
         ];
         let taken = seconds_only_read(Some("^%b %d %H:%M:%S"), None, zone, &lines);
-        assert_eq!(taken, "-x-x");
+        assert_eq!(taken, "-s-s");
         let fixed = TimeZone::from_log_timezone("UTC+0200").ok();
         let taken = seconds_only_read(None, fixed, zone, &lines);
-        assert_eq!(taken, "-x-x");
+        assert_eq!(taken, "-s-s");
     }
 
     /// Runs `lines` (each with its clock) through a detector and through one that reads
     /// every date's fields anew, which must agree; tells on which lines the first one
-    /// read only the seconds (`x`; seen by replaying it with wrong fields to start from).
+    /// read only the seconds (`x`) and took the time from the previous one's shift too
+    /// (`s`), seen by replaying it with wrong fields or a wrong shift to start from.
     fn seconds_only_read(
         pattern: Option<&str>,
         log_zone: Option<TimeZone>,
@@ -1324,15 +1337,25 @@ mod tests {
             let got = reading.match_time(line, now, &reading_zone);
             let want = full.match_time(line, now, &full_zone);
             assert_eq!(got, want, "{line:?}");
-            let (mut replay, replay_zone) = (detector(), zone());
-            for &(l, n) in &lines[..i] {
-                replay.match_time(l, n, &replay_zone);
-            }
-            if replay.conversion.fields.is_some() {
-                replay.conversion.fields = wrong.ok();
-            }
-            let wrong_time = replay.match_time(line, now, &replay_zone) != want;
-            taken.push(if wrong_time { 'x' } else { '-' });
+            let replayed = |spoil: &dyn Fn(&mut ConversionCache)| {
+                let (mut replay, replay_zone) = (detector(), zone());
+                for &(l, n) in &lines[..i] {
+                    replay.match_time(l, n, &replay_zone);
+                }
+                spoil(&mut replay.conversion);
+                replay.match_time(line, now, &replay_zone) != want
+            };
+            let shifted = replayed(&|c| c.shift = c.shift.map(Shift::a_day_late));
+            let read = replayed(&|c| {
+                if c.fields.is_some() {
+                    (c.fields, c.shift) = (wrong.ok(), None);
+                }
+            });
+            taken.push(match (shifted, read) {
+                (true, _) => 's',
+                (false, true) => 'x',
+                (false, false) => '-',
+            });
         }
         taken
     }
