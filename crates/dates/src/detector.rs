@@ -155,6 +155,9 @@ struct NowOffset {
     from: i64,
     to: i64,
     offset: i32,
+    /// The last clock reading (its bits) and its wall clock: a log read at one "now"
+    /// asks for it on every miss.
+    last: Option<(u64, i64)>,
 }
 
 /// Where zone-less dates are taken to be, as configured.
@@ -902,6 +905,16 @@ fn now_local_micros(cache: &mut Option<NowOffset>, now: f64, local: &TimeZone) -
     if !now.is_finite() || now.abs() > 1e15 {
         return None;
     }
+    if let Some(NowOffset {
+        zone_id,
+        last: Some((bits, micros)),
+        ..
+    }) = *cache
+        && zone_id == local.id()
+        && bits == now.to_bits()
+    {
+        return Some(micros);
+    }
     let seconds = now.floor() as i64;
     let offset = match cache {
         Some(c) if c.zone_id == local.id() && (c.from..c.to).contains(&seconds) => c.offset,
@@ -912,6 +925,7 @@ fn now_local_micros(cache: &mut Option<NowOffset>, now: f64, local: &TimeZone) -
                 from,
                 to,
                 offset,
+                last: None,
             });
             offset
         }
@@ -928,7 +942,11 @@ fn now_local_micros(cache: &mut Option<NowOffset>, now: f64, local: &TimeZone) -
         micros += 1_000_000;
         whole -= 1;
     }
-    Some(whole * 1_000_000 + micros)
+    let wall = whole * 1_000_000 + micros;
+    if let Some(c) = cache {
+        c.last = Some((now.to_bits(), wall));
+    }
+    Some(wall)
 }
 
 /// The regex for a search that starts `context_chars` characters into the haystack: the
@@ -1304,6 +1322,25 @@ mod tests {
         let fixed = TimeZone::from_log_timezone("UTC+0200").ok();
         let taken = seconds_only_read(None, fixed, zone, &lines);
         assert_eq!(taken, "-s-s");
+    }
+
+    /// The wall clock of "now" through a cache is the one computed afresh, as the clock
+    /// and the zone change and come back.
+    #[test]
+    fn cached_wall_clocks_follow_the_clock_and_the_zone() {
+        let (cet, utc) = (cet(), TimeZone::utc());
+        let mut cache = None;
+        for (now, zone) in [
+            (NOW, &cet),
+            (NOW, &cet),
+            (NOW + 0.5, &cet),
+            (NOW + 0.5, &utc),
+            (NOW, &utc),
+            (NOW, &cet),
+        ] {
+            let fresh = now_local_micros(&mut None, now, zone);
+            assert_eq!(now_local_micros(&mut cache, now, zone), fresh);
+        }
     }
 
     /// Runs `lines` (each with its clock) through a detector and through one that reads
