@@ -652,6 +652,21 @@ impl Regex {
     }
 }
 
+/// Runs `search` with the scratch kept in `spare` (made by `make` the first time),
+/// held for the length of the search: one lock, no allocation. A search that finds it
+/// held by another thread (or poisoned) makes scratch of its own.
+#[cfg(feature = "pcre2")]
+pub(crate) fn with_spare<T, R>(
+    spare: &std::sync::Mutex<Option<T>>,
+    make: impl FnOnce() -> T,
+    search: impl FnOnce(&mut T) -> R,
+) -> R {
+    match spare.try_lock() {
+        Ok(mut held) => search(held.get_or_insert_with(make)),
+        Err(_) => search(&mut make()),
+    }
+}
+
 /// Capture engines explore every alternative in priority order, so a pattern whose
 /// expansion ends in several long alternatives (a conditional split into branches)
 /// pays for the dead ones on every match. When the tree is a sequence ending in an
@@ -1129,6 +1144,36 @@ mod tests {
                 "{pattern}"
             );
         }
+    }
+
+    /// Threads sharing a pattern each get match data of their own when another holds
+    /// the pattern's spare: the same groups as a search alone.
+    #[test]
+    fn concurrent_searches_agree() {
+        let regex = Regex::new(r"^(?P<a>\w+) (?P<b>\d+)(?: (?P<c>x))?$").expect("compiles");
+        let hs: Vec<String> = (0..2000)
+            .map(|i| format!("w{i} {i}{}", if i % 3 == 0 { " x" } else { "" }))
+            .collect();
+        let alone: Vec<_> = hs
+            .iter()
+            .map(|h| {
+                let mut locs = Locations::new();
+                regex.captures(h, &mut locs).then(|| spans(&regex, &locs))
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    let mut locs = Locations::new();
+                    for _ in 0..20 {
+                        for (h, want) in hs.iter().zip(&alone) {
+                            let got = regex.captures(h, &mut locs).then(|| spans(&regex, &locs));
+                            assert_eq!(&got, want, "{h}");
+                        }
+                    }
+                });
+            }
+        });
     }
 
     #[test]

@@ -13,13 +13,14 @@ use std::sync::Mutex;
 
 use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
 
-use crate::{Locations, ast, lower};
+use crate::{Locations, ast, lower, with_spare};
 
 pub(crate) struct Pcre {
     regex: Regex,
-    /// Match data for reuse: one per concurrent search, so searching needs no
-    /// allocation after the first few lines.
-    spare: Mutex<Vec<CaptureLocations>>,
+    /// Match data for reuse, held for the length of a search, so searching needs no
+    /// allocation after the first line; a search that finds it in use (another thread
+    /// on the same pattern) makes its own.
+    spare: Mutex<Option<CaptureLocations>>,
     line_tail: Option<Box<LineTail>>,
 }
 
@@ -73,7 +74,7 @@ impl Pcre {
             .ok()?;
         Some(Pcre {
             regex,
-            spare: Mutex::new(Vec::new()),
+            spare: Mutex::new(None),
             line_tail: None,
         })
     }
@@ -143,27 +144,21 @@ impl Pcre {
         start: usize,
         record: impl FnOnce(&CaptureLocations),
     ) -> Outcome {
-        let mut locs = self
-            .spare
-            .lock()
-            .ok()
-            .and_then(|mut spare| spare.pop())
-            .unwrap_or_else(|| self.regex.capture_locations());
-        let outcome = match self
-            .regex
-            .captures_read_at(&mut locs, haystack.as_bytes(), start)
-        {
-            Ok(Some(_)) => {
-                record(&locs);
-                Outcome::Match
-            }
-            Ok(None) => Outcome::NoMatch,
-            Err(_) => Outcome::Undecided,
-        };
-        if let Ok(mut spare) = self.spare.lock() {
-            spare.push(locs);
-        }
-        outcome
+        with_spare(
+            &self.spare,
+            || self.regex.capture_locations(),
+            |locs| match self
+                .regex
+                .captures_read_at(locs, haystack.as_bytes(), start)
+            {
+                Ok(Some(_)) => {
+                    record(locs);
+                    Outcome::Match
+                }
+                Ok(None) => Outcome::NoMatch,
+                Err(_) => Outcome::Undecided,
+            },
+        )
     }
 }
 

@@ -19,7 +19,7 @@ use regex_automata::{Anchored, Input, nfa::thompson};
 use regex_syntax::hir::Look;
 
 use crate::ast::{Greed, Node};
-use crate::{Locations, flat_branches, lower, pcre, rewrite};
+use crate::{Locations, flat_branches, lower, pcre, rewrite, with_spare};
 
 /// At most this many branches are told apart.
 const MAX_BRANCHES: usize = 8;
@@ -31,8 +31,9 @@ pub(crate) struct Pruned {
     /// The relaxed branches as one automaton for ASCII haystacks, pattern `i` for
     /// branch `i`.
     check: DFA,
-    /// Spare search caches: taken for a search and put back after.
-    caches: Mutex<Vec<Cache>>,
+    /// The search cache, held for the length of a search; a search that finds it in
+    /// use makes its own.
+    cache: Mutex<Option<Cache>>,
     /// A relaxed `$` was lowered to "end of line": exact only without another newline.
     single_line: bool,
     prefix: Vec<Node>,
@@ -102,7 +103,7 @@ impl Pruned {
             .ok()?;
         Some(Pruned {
             check,
-            caches: Mutex::new(Vec::new()),
+            cache: Mutex::new(None),
             single_line: caveats.single_line,
             prefix: prefix.to_vec(),
             variants: (0..branches.len()).map(|_| OnceLock::new()).collect(),
@@ -119,17 +120,12 @@ impl Pruned {
         {
             return Live::All;
         }
-        let mut cache = self
-            .caches
-            .lock()
-            .ok()
-            .and_then(|mut spare| spare.pop())
-            .unwrap_or_else(|| self.check.create_cache());
         let input = Input::new(haystack).anchored(Anchored::Yes);
-        let found = self.check.try_search_fwd(&mut cache, &input);
-        if let Ok(mut spare) = self.caches.lock() {
-            spare.push(cache);
-        }
+        let found = with_spare(
+            &self.cache,
+            || self.check.create_cache(),
+            |cache| self.check.try_search_fwd(cache, &input),
+        );
         let first = match found {
             Ok(Some(m)) => m.pattern().as_usize(),
             Ok(None) => return Live::None,
