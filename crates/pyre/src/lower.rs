@@ -167,7 +167,16 @@ fn push_char(c: char, out: &mut String) {
     if c.is_ascii_alphanumeric() || c == '_' || c == ' ' {
         out.push(c);
     } else {
-        let _ = write!(out, "\\x{{{:x}}}", u32::from(c));
+        // By hand: Unicode classes spell out hundreds of ranges, and the formatting
+        // machinery was a good part of building a pattern.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let code = u32::from(c);
+        out.push_str("\\x{");
+        let digits = (32 - code.leading_zeros()).div_ceil(4).max(1);
+        for shift in (0..digits).rev() {
+            out.push(char::from(HEX[((code >> (shift * 4)) & 0xf) as usize]));
+        }
+        out.push('}');
     }
 }
 
@@ -379,5 +388,32 @@ fn fancy(node: &Node, out: &mut String, dialect: Dialect) {
             fancy(no, out, dialect);
             out.push(')');
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_lower_case_hex() {
+        for c in [
+            '\0',
+            '\t',
+            '\x10',
+            '.',
+            '\u{ff}',
+            '\u{100}',
+            '\u{2028}',
+            '\u{1f600}',
+            '\u{10ffff}',
+        ] {
+            let mut out = String::new();
+            push_char(c, &mut out);
+            assert_eq!(out, format!("\\x{{{:x}}}", u32::from(c)));
+        }
+        let mut out = String::new();
+        push_char('a', &mut out);
+        assert_eq!(out, "a");
     }
 }
