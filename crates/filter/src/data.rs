@@ -120,6 +120,10 @@ impl FailData {
         self.position(key).map(|i| &self.entries[i].1)
     }
 
+    pub(crate) fn get_mut_k(&mut self, key: &Key) -> Option<&mut Value> {
+        self.position(key).map(|i| &mut self.entries[i].1)
+    }
+
     pub(crate) fn text_k(&self, key: &Key) -> Option<&str> {
         self.get_k(key).and_then(Value::as_text)
     }
@@ -190,7 +194,7 @@ impl FailData {
 
     /// The matched lines (`matches`).
     pub fn matches(&self) -> &[TupleLine] {
-        match self.get(names::MATCHES) {
+        match self.get_k(&keys().matches) {
             Some(Value::Lines(l)) => l,
             _ => &[],
         }
@@ -198,7 +202,7 @@ impl FailData {
 
     /// The users seen for a multi-line failure (`users`).
     pub fn users(&self) -> &[Text] {
-        match self.get(names::USERS) {
+        match self.get_k(&keys().users) {
             Some(Value::Users(u)) => u,
             _ => &[],
         }

@@ -985,4 +985,37 @@ mod tests {
         filter.release_engines();
         assert_eq!(run(&mut filter, "fail from 192.0.2.2"), ["192.0.2.2"]);
     }
+
+    /// Attempts on several accounts over one connection: every user is kept, in the
+    /// order seen, and `users` keeps its place among the keys as fail2ban's set does.
+    #[test]
+    fn users_of_a_connection_accumulate_in_place() {
+        let spec = FilterSpec {
+            prefregex: Some(r"^<F-MLFID>c\d+:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$".to_string()),
+            failregex: vec![r"^bad <F-USER>\w+</F-USER> from <HOST>$".to_string()],
+            ignoreregex: Vec::new(),
+            maxlines: 1,
+            use_dns: UseDns::No,
+        };
+        let mut filter = Filter::new(&spec, Mode::default()).unwrap();
+        let mut last = None;
+        for user in ["root", "admin", "root", "guest"] {
+            let found = filter.process_line(
+                &format!("c7: bad {user} from 192.0.2.5"),
+                None,
+                1_000.0,
+                &NoResolver,
+            );
+            assert_eq!(ids(&found), ["192.0.2.5"]);
+            last = found.into_iter().next();
+        }
+        let data = &last.expect("a failure").data;
+        let users: Vec<&str> = data.users().iter().map(|u| u.as_str()).collect();
+        assert_eq!(users, ["root", "admin", "guest"]);
+        let keys: Vec<&str> = data.iter().map(|(k, _)| k).collect();
+        let at = |name: &str| keys.iter().position(|k| *k == name);
+        assert!(at("users") < at("matches"), "{keys:?}");
+        // Each failure was reported with its own line: the next starts afresh.
+        assert_eq!(data.matches().len(), 1);
+    }
 }

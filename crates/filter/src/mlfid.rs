@@ -136,16 +136,15 @@ fn record_user(data: &mut FailData, user: Option<Text>, k: &Keys) -> usize {
     let Some(user) = user.filter(|u| !u.is_empty()) else {
         return data.users().len();
     };
-    let mut users = match data.pop(&k.users) {
-        Some(Value::Users(u)) => u,
-        _ => Vec::new(),
-    };
-    if !users.contains(&user) {
-        users.push(user);
+    // fail2ban adds to the set where it stands, or puts a new one last.
+    if let Some(Value::Users(users)) = data.get_mut_k(&k.users) {
+        if !users.contains(&user) {
+            users.push(user);
+        }
+        return users.len();
     }
-    let n = users.len();
-    data.set(&k.users, Value::Users(users));
-    n
+    data.set(&k.users, Value::Users(vec![user]));
+    1
 }
 
 /// Merges a new match of a multi-line failure id into what is known about the id.
