@@ -411,6 +411,21 @@ impl Filter {
         now: f64,
         resolver: &dyn Resolver,
     ) -> Vec<Failure> {
+        let mut found = Vec::new();
+        self.process_line_into(line, date, now, resolver, &mut found);
+        found
+    }
+
+    /// [`Filter::process_line`] appending to `found`: a caller that reuses the
+    /// vector spares an allocation per failure.
+    pub fn process_line_into(
+        &mut self,
+        line: &str,
+        date: Option<DateSpan>,
+        now: f64,
+        resolver: &dyn Resolver,
+        found: &mut Vec<Failure>,
+    ) {
         let state = &mut self.state;
         let mut tuple;
         let mut time = None;
@@ -452,7 +467,7 @@ impl Filter {
         if let Some(t) = time {
             match self.settings.apply_time_rules(state, t, now, line) {
                 Some(t) => time = Some(t),
-                None => return Vec::new(),
+                None => return,
             }
         }
         find_failure(
@@ -464,7 +479,8 @@ impl Filter {
             no_date,
             now,
             resolver,
-        )
+            found,
+        );
     }
 
     /// Processes a line whose time is already known (journal entries): no date
@@ -477,13 +493,14 @@ impl Filter {
         now: f64,
         resolver: &dyn Resolver,
     ) -> Vec<Failure> {
+        let mut found = Vec::new();
         let state = &mut self.state;
         let tuple = LineRef::Owned(TupleLine::with_date_prefix(date_text, line));
         state.last_time_text.clear();
         state.last_time_text.push_str(date_text);
         state.last_date = Some(time);
         let Some(time) = self.settings.apply_time_rules(state, time, now, line) else {
-            return Vec::new();
+            return found;
         };
         find_failure(
             &self.regexes,
@@ -494,7 +511,9 @@ impl Filter {
             false,
             now,
             resolver,
-        )
+            &mut found,
+        );
+        found
     }
 }
 
@@ -602,7 +621,8 @@ fn find_failure(
     no_date: bool,
     now: f64,
     resolver: &dyn Resolver,
-) -> Vec<Failure> {
+    out: &mut Vec<Failure>,
+) {
     state.ignored_by.clear();
     let multi = settings.maxlines > 1;
     let raw_default = settings.use_dns == UseDns::Raw || settings.mode.raw_hosts;
@@ -636,7 +656,7 @@ fn find_failure(
                 }
             };
             state.buf = buf;
-            return Vec::new();
+            return;
         }
         candidates_valid = true;
     }
@@ -660,7 +680,7 @@ fn find_failure(
     if !candidates_valid {
         lines::join_into(org, &mut buf);
     }
-    let failures = find_in_buffer(
+    find_in_buffer(
         regexes,
         settings,
         state,
@@ -672,9 +692,9 @@ fn find_failure(
         now,
         raw_default,
         resolver,
+        out,
     );
     state.buf = buf;
-    failures
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -690,15 +710,15 @@ fn find_in_buffer(
     now: f64,
     raw_default: bool,
     resolver: &dyn Resolver,
-) -> Vec<Failure> {
+    failures: &mut Vec<Failure>,
+) {
     let check_all = settings.mode.check_all;
     let multi = settings.maxlines > 1;
     let k = keys();
-    let mut failures = Vec::new();
     let mut buf_valid = true;
 
     if regexes.ignore_first() && state.ignore_line(regexes, settings, buf, org, None) {
-        return failures;
+        return;
     }
 
     let mut pre_groups: Option<FailData> = None;
@@ -706,7 +726,7 @@ fn find_in_buffer(
         let split = state.run(pref, buf, org);
         state.prefregex_matched = split.is_some();
         if split.is_none() {
-            return failures;
+            return;
         }
         let shared = match org {
             [only] => only.shared_text(),
@@ -790,7 +810,7 @@ fn find_in_buffer(
                 fail = mlfid::merge(&mut state.mlfid_cache, id, fail, &split.matched, now, k);
                 if fail.truthy_k(&k.nofail) && !check_all {
                     state.mlfid_cache.update(id, &Arc::new(fail));
-                    return failures;
+                    return;
                 }
             }
             None => {
@@ -822,7 +842,7 @@ fn find_in_buffer(
         match ids {
             None => {
                 if !check_all && settings.mode.ignore_pending {
-                    return failures;
+                    return;
                 }
                 failures.push(Failure {
                     regex: index,
@@ -850,7 +870,6 @@ fn find_in_buffer(
             break;
         }
     }
-    failures
 }
 
 /// The ids of a failure: one, except for a host name that resolves to several.

@@ -65,6 +65,19 @@ impl LineFilter {
 
     /// Finds the failures in one line (without its line end).
     pub fn process(&mut self, line: &str, now: f64, resolver: &dyn Resolver) -> Vec<Failure> {
+        let mut found = Vec::new();
+        self.process_into(line, now, resolver, &mut found);
+        found
+    }
+
+    /// [`LineFilter::process`] appending to `found`.
+    pub fn process_into(
+        &mut self,
+        line: &str,
+        now: f64,
+        resolver: &dyn Resolver,
+        found: &mut Vec<Failure>,
+    ) {
         let span = self
             .dates
             .match_time(line, now, &self.local)
@@ -73,7 +86,8 @@ impl LineFilter {
                 end: m.end,
                 time: m.time,
             });
-        self.filter.process_line(line, span, now, resolver)
+        self.filter
+            .process_line_into(line, span, now, resolver, found);
     }
 
     /// How the date pattern is described in reports (`Default Detectors`, a template name).

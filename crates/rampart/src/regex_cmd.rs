@@ -202,6 +202,7 @@ pub fn run(args: &RegexArgs, default_config: &Path) -> Result<u8> {
         ignore_stats: Vec::new(),
         prefregex_hits: 0,
         stdout: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        found: Vec::new(),
     };
     run.fail_stats
         .resize_with(spec.failregex.len(), RegexStat::default);
@@ -287,6 +288,8 @@ struct Run<'a> {
     ignore_stats: Vec<RegexStat>,
     prefregex_hits: u64,
     stdout: io::BufWriter<io::StdoutLock<'static>>,
+    /// The current line's failures (kept for its room).
+    found: Vec<Failure>,
 }
 
 impl Run<'_> {
@@ -406,14 +409,37 @@ impl Run<'_> {
         } else {
             Vec::new()
         };
-        let failures = match dated {
-            Some((date, time)) => {
-                self.engine
-                    .filter
-                    .process_dated_line(date, line, time, self.now, &self.resolver)
-            }
-            None => self.engine.process(line, self.now, &self.resolver),
-        };
+        // One vector from line to line, emptied after each: no allocation per failure,
+        // and the failures are gone before the next line (the filter's multi-line
+        // cache then takes their data back without a copy).
+        let mut failures = std::mem::take(&mut self.found);
+        match dated {
+            Some((date, time)) => failures.extend(self.engine.filter.process_dated_line(
+                date,
+                line,
+                time,
+                self.now,
+                &self.resolver,
+            )),
+            None => self
+                .engine
+                .process_into(line, self.now, &self.resolver, &mut failures),
+        }
+        let result = self.account(line, dated, number, &buffered_before, &failures);
+        failures.clear();
+        self.found = failures;
+        result
+    }
+
+    /// Counts and prints what one line gave.
+    fn account(
+        &mut self,
+        line: &str,
+        dated: Option<(&str, f64)>,
+        number: u64,
+        buffered_before: &[String],
+        failures: &[Failure],
+    ) -> Result<()> {
         // fail2ban-regex shows a journal line with its date in front.
         let shown;
         let line = match dated {

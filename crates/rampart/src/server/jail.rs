@@ -818,6 +818,8 @@ impl Worker {
     /// Reads what the source has (bounded), counts failures, saves positions.
     fn read(&mut self) -> bool {
         let mut failures: Vec<Failure> = Vec::new();
+        // Each line's failures, in room kept for the whole turn.
+        let mut found: Vec<Failure> = Vec::new();
         let mut lines = 0u64;
         let mut undecodable = 0u64;
         let mut more = false;
@@ -837,22 +839,18 @@ impl Worker {
             undecodable += u64::from(replaced);
             lines += 1;
             let now = wall_clock();
-            let found = match line.time {
+            match line.time {
                 // A journal entry: its own time, no date in the text.
-                Some(time) => engine.filter.process_dated_line(
+                Some(time) => found.extend(engine.filter.process_dated_line(
                     dates.text(engine, time),
                     &text,
                     crate::journal::epoch(time),
                     now,
                     resolver,
-                ),
-                None => engine.process(&text, now, resolver),
-            };
-            failures.extend(
-                found
-                    .into_iter()
-                    .filter(|f| f.id.is_some() && !f.is_nofail()),
-            );
+                )),
+                None => engine.process_into(&text, now, resolver, &mut found),
+            }
+            failures.extend(found.drain(..).filter(|f| f.id.is_some() && !f.is_nofail()));
             // Bounded turns keep one flooded log from starving the other jails.
             if lines >= TURN_LINES
                 || (lines.is_multiple_of(TURN_CHECK) && started.elapsed() >= TURN_TIME)
