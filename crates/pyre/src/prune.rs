@@ -24,7 +24,7 @@ use crate::{Locations, flat_branches, lower, pcre, rewrite, with_spare};
 /// At most this many branches are told apart.
 const MAX_BRANCHES: usize = 8;
 
-/// Room for the states of one branch's lazy automaton.
+/// Room for the states of the branches' lazy automaton.
 const CHECK_CACHE: usize = 256 << 10;
 
 pub(crate) struct Pruned {
@@ -49,7 +49,7 @@ pub(crate) struct Variant {
     groups: Vec<usize>,
 }
 
-/// What the branch checks said about a haystack.
+/// What the branch pass said about a haystack.
 pub(crate) enum Live<'a> {
     /// No branch can match: neither can the pattern.
     None,
