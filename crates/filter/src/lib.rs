@@ -765,13 +765,9 @@ fn find_in_buffer(
             _ => None,
         };
         // The ignoreregexes' searches overwrite the locations: take the groups first.
-        let mut groups = None;
-        if !regexes.ignoreregex.is_empty() {
-            groups = Some(regex.groups_in(buf, &state.locs, shared.as_ref()));
-        }
-        if !regexes.ignoreregex.is_empty()
-            && state.ignore_line(regexes, settings, buf, org, Some(&split))
-        {
+        let groups = (!regexes.ignoreregex.is_empty())
+            .then(|| regex.groups_in(buf, &state.locs, shared.as_ref()));
+        if groups.is_some() && state.ignore_line(regexes, settings, buf, org, Some(&split)) {
             buf_valid = false;
             if !check_all {
                 break;
