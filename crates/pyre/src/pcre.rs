@@ -106,9 +106,10 @@ impl Pcre {
                     *span = locs.get(i);
                 }
                 if let Some((s, e)) = locs.get(0) {
-                    locations.spans[0] = Some((s, line_end));
-                    if let Some(span) = locations.spans.get_mut(group) {
-                        *span = Some((e, line_end));
+                    for (g, from) in [(0, s), (group, e)] {
+                        if let Some(span) = locations.spans.get_mut(g) {
+                            *span = Some((from, line_end));
+                        }
                     }
                 }
             });
