@@ -253,11 +253,14 @@ impl FilterRegex {
         let mut base: Option<Arc<str>> = None;
         for (i, name) in &self.groups {
             let v = match locs.get(*i).filter(|&(s, e)| buf.get(s..e).is_some()) {
-                Some((s, e)) => {
-                    Value::Text(shared.and_then(|t| t.sub(s, e)).unwrap_or_else(|| {
-                        Text::slice(base.get_or_insert_with(|| Arc::from(buf)), s, e)
-                    }))
-                }
+                Some((s, e)) => Value::Text(
+                    shared
+                        .and_then(|t| t.sub(s, e))
+                        .or_else(|| Text::inline(&buf[s..e]))
+                        .unwrap_or_else(|| {
+                            Text::slice(base.get_or_insert_with(|| Arc::from(buf)), s, e)
+                        }),
+                ),
                 None => Value::None,
             };
             add(data, name, v);

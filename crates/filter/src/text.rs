@@ -4,48 +4,109 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// A text captured from a line: a range of a string shared by every field captured
-/// in the same search, so a failure's fields cost one allocation, not one each.
+/// A text captured from a line. A long one is a range of a string shared by every
+/// field captured in the same search, so a failure's fields cost one allocation, not
+/// one each; a short one (a user, an address, a connection id: most fields) is kept
+/// inline, because copying a few bytes is cheaper than the atomic reference count
+/// every clone and drop of a shared string pays.
 #[derive(Clone)]
-pub struct Text {
-    base: Arc<str>,
-    start: u32,
-    end: u32,
+pub struct Text(Repr);
+
+/// Bytes a text keeps inline (with its length, it fills the size of the shared form).
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Shared {
+        base: Arc<str>,
+        start: u32,
+        end: u32,
+    },
 }
 
 impl Text {
-    /// `base[start..end]`, sharing `base`; both ends must be char boundaries of it.
+    /// `base[start..end]`, sharing `base` unless it is short; both ends must be char
+    /// boundaries of it.
     pub(crate) fn slice(base: &Arc<str>, start: usize, end: usize) -> Text {
+        let Some(part) = base.get(start..end) else {
+            return Text::from("");
+        };
+        if let Some(text) = Text::inline(part) {
+            return text;
+        }
         match (u32::try_from(start), u32::try_from(end)) {
-            (Ok(s), Ok(e)) if base.get(start..end).is_some() => Text {
+            (Ok(s), Ok(e)) => Text(Repr::Shared {
                 base: Arc::clone(base),
                 start: s,
                 end: e,
-            },
-            // Beyond 4 GiB (or not a range of it): a copy of its own.
-            _ => Text::from(base.get(start..end).unwrap_or_default()),
+            }),
+            // Beyond 4 GiB: a copy of its own.
+            _ => Text::from(part),
         }
     }
 
-    /// `self[start..end]`, sharing the string; `None` past the end or off a boundary.
+    /// `self[start..end]`, sharing the string unless it is short; `None` past the end
+    /// or off a boundary.
     pub(crate) fn sub(&self, start: usize, end: usize) -> Option<Text> {
-        self.as_str().get(start..end)?;
-        Some(Text {
-            base: Arc::clone(&self.base),
-            start: self.start + u32::try_from(start).ok()?,
-            end: self.start + u32::try_from(end).ok()?,
-        })
+        let part = self.as_str().get(start..end)?;
+        if let Some(text) = Text::inline(part) {
+            return Some(text);
+        }
+        match &self.0 {
+            Repr::Shared { base, start: s, .. } => Some(Text(Repr::Shared {
+                base: Arc::clone(base),
+                start: s + u32::try_from(start).ok()?,
+                end: s + u32::try_from(end).ok()?,
+            })),
+            Repr::Inline { .. } => Text::inline(part),
+        }
+    }
+
+    /// A short text as an inline copy; `None` when it does not fit.
+    pub(crate) fn inline(text: &str) -> Option<Text> {
+        let len = text.len();
+        if len > INLINE {
+            return None;
+        }
+        let mut bytes = [0; INLINE];
+        bytes[..len].copy_from_slice(text.as_bytes());
+        Some(Text(Repr::Inline {
+            len: len as u8,
+            bytes,
+        }))
     }
 
     pub fn as_str(&self) -> &str {
-        self.base
-            .get(self.start as usize..self.end as usize)
-            .unwrap_or_default()
+        match &self.0 {
+            Repr::Inline { len, bytes } => inline_str(bytes, *len),
+            Repr::Shared { base, start, end } => {
+                base.get(*start as usize..*end as usize).unwrap_or_default()
+            }
+        }
     }
+}
+
+/// The text of an inline [`Text`]. It is read on every field lookup, so it is not
+/// validated again: the bytes were copied from a whole `&str` (see [`Text::inline`],
+/// the only writer) and never change.
+#[allow(unsafe_code)]
+fn inline_str(bytes: &[u8; INLINE], len: u8) -> &str {
+    let bytes = &bytes[..usize::from(len).min(INLINE)];
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    // SAFETY: `bytes` is a copy of all of a `&str` (`Text::inline` writes `len` bytes
+    // from `text.as_bytes()` and nothing else writes them), so it is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
 impl From<&str> for Text {
     fn from(s: &str) -> Text {
+        if let Some(text) = Text::inline(s) {
+            return text;
+        }
         let base: Arc<str> = Arc::from(s);
         Text::from(base)
     }
@@ -54,11 +115,11 @@ impl From<&str> for Text {
 impl From<Arc<str>> for Text {
     fn from(base: Arc<str>) -> Text {
         match u32::try_from(base.len()) {
-            Ok(end) => Text {
+            Ok(end) => Text(Repr::Shared {
                 base,
                 start: 0,
                 end,
-            },
+            }),
             // Not reachable for a log line; keep the first 4 GiB rather than fail.
             Err(_) => {
                 let mut cut = u32::MAX as usize;
@@ -104,19 +165,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slices_share_and_compare_by_text() {
-        let base: Arc<str> = Arc::from("user=bob ip=1.2.3.4");
+    fn long_slices_share_and_short_ones_are_copies() {
+        let line = "user=bob ip=1.2.3.4 message=a text longer than an inline one";
+        let base: Arc<str> = Arc::from(line);
         let user = Text::slice(&base, 5, 8);
         let ip = Text::slice(&base, 12, 19);
+        let message = Text::slice(&base, 28, line.len());
         assert_eq!((&*user, &*ip), ("bob", "1.2.3.4"));
-        assert_eq!(Arc::strong_count(&base), 3);
+        assert_eq!(&*message, "a text longer than an inline one");
+        // Only the long one holds the line.
+        assert_eq!(Arc::strong_count(&base), 2);
         assert_eq!(user, Text::from("bob"));
         // Not a range of the base (past its end, inside a character): empty, no panic.
-        assert_eq!(&*Text::slice(&base, 12, 40), "");
+        assert_eq!(&*Text::slice(&base, 12, 400), "");
         let wide: Arc<str> = Arc::from("é");
         assert_eq!(&*Text::slice(&wide, 1, 2), "");
-        let sub = ip.sub(2, 5).expect("inside");
-        assert_eq!((&*sub, Arc::strong_count(&base)), ("2.3", 4));
+        let short = message.sub(2, 8).expect("inside");
+        assert_eq!((&*short, Arc::strong_count(&base)), ("text l", 2));
+        let long = message.sub(2, 28).expect("inside");
+        assert_eq!(
+            (&*long, Arc::strong_count(&base)),
+            ("text longer than an inline", 3)
+        );
         assert!(ip.sub(2, 8).is_none());
+        assert_eq!(&*ip.sub(2, 5).expect("inside"), "2.3");
+        // Every length around the inline limit reads back whole, multi-byte text too.
+        let wide_line: String = "aé€𝄞".repeat(12);
+        let wide_base: Arc<str> = Arc::from(wide_line.as_str());
+        for end in (0..=wide_line.len()).filter(|&e| wide_line.is_char_boundary(e)) {
+            assert_eq!(&*Text::slice(&wide_base, 0, end), &wide_line[..end]);
+            assert_eq!(&*Text::from(&wide_line[..end]), &wide_line[..end]);
+        }
     }
 }
