@@ -628,7 +628,7 @@ fn find_failure(
     let raw_default = settings.use_dns == UseDns::Raw || settings.mode.raw_hosts;
 
     let mut buf = std::mem::take(&mut state.buf);
-    let mut candidates_valid = false;
+    let mut joined = false;
     if let Some(pref) = &regexes.prefregex
         && !multi
         && !regexes.ignore_first()
@@ -638,13 +638,11 @@ fn find_failure(
         // is left to know is whether the prefregex matches (a cheap question instead
         // of a capture search), with nothing of the line kept. With several lines
         // buffered the content also replaces the buffer, so there the full path
-        // always runs. Candidates found on a text stay valid (a superset) for any
-        // part of it, which is all a single line's buffer ever becomes.
+        // always runs. Which failregexes can match is asked of the content itself,
+        // once the prefregex has cut it: most can only match at its start.
         line.text_into(&mut buf);
-        regexes
-            .fail_prefilter()
-            .candidates(&buf, &mut state.fail_candidates);
-        if state.fail_candidates.is_empty() {
+        joined = true;
+        if !regexes.fail_prefilter().any(&buf) {
             state.line_buffer.clear();
             state.prefregex_matched = match pref.regex().try_is_match(&buf) {
                 Ok(matched) => matched,
@@ -658,7 +656,6 @@ fn find_failure(
             state.buf = buf;
             return;
         }
-        candidates_valid = true;
     }
     let tuple = line.into_tuple();
     // What the regexes run over stays as it is while matches change the buffer; a
@@ -677,7 +674,7 @@ fn find_failure(
         single = [tuple];
         &single
     };
-    if !candidates_valid {
+    if !joined {
         lines::join_into(org, &mut buf);
     }
     find_in_buffer(
@@ -686,7 +683,6 @@ fn find_failure(
         state,
         org,
         &mut buf,
-        candidates_valid,
         date,
         no_date,
         now,
@@ -704,7 +700,6 @@ fn find_in_buffer(
     state: &mut State,
     org: &[TupleLine],
     buf: &mut String,
-    mut candidates_valid: bool,
     date: Option<f64>,
     no_date: bool,
     now: f64,
@@ -716,6 +711,9 @@ fn find_in_buffer(
     let multi = settings.maxlines > 1;
     let k = keys();
     let mut buf_valid = true;
+    // Which failregexes can match `buf`, asked of `buf` itself (all a failregex
+    // searches): found once for a single line, again for each new multi-line buffer.
+    let mut candidates_valid = false;
 
     if regexes.ignore_first() && state.ignore_line(regexes, settings, buf, org, None) {
         return;
@@ -745,12 +743,14 @@ fn find_in_buffer(
         if !buf_valid {
             lines::join_into(&state.line_buffer, buf);
             buf_valid = true;
-            candidates_valid &= !multi;
+            // The candidates hold for the text they were asked of only: a pattern
+            // anchored at its start may match a part of it that starts elsewhere.
+            candidates_valid = false;
         }
         if !candidates_valid {
             regexes
                 .fail_prefilter()
-                .candidates(buf, &mut state.fail_candidates);
+                .candidates_whole(buf, &mut state.fail_candidates);
             candidates_valid = true;
         }
         if !state.fail_candidates.contains(index) {

@@ -1323,6 +1323,48 @@ mod tests {
         }
     }
 
+    /// A pattern is left out by the start check only where it cannot match: over every
+    /// short haystack, each matching pattern is among the candidates of the whole
+    /// haystack, and the line holding it is kept by `any`. Some patterns are left out
+    /// somewhere, or the check would be untested.
+    #[test]
+    fn start_checks_keep_every_pattern_that_matches() {
+        let sources = [
+            r"^ab",
+            r"^(?:ab|ba)c",
+            r"(?i)^ab",
+            r"\Ab+a",
+            r"^(?:a|b)?ba",
+            r"^(?=a)ab",
+            r"^(?P<x>a)(?(x)b|a)",
+            r"(?m)^ab",
+            r"b^a",
+            r"^a+b",
+            r"^[ab]a b",
+            r"^ba.*a",
+            r"^a(?:b|.)b",
+            r"ab$",
+        ];
+        let regexes: Vec<Regex> = sources.iter().map(|p| Regex::new(p).expect("ok")).collect();
+        let refs: Vec<&Regex> = regexes.iter().collect();
+        let pf = Prefilter::new(&refs);
+        let mut cands = Candidates::new();
+        let mut left_out = 0;
+        for h in strings(&["a", "b", "A", " ", "\n", "c"], 5) {
+            pf.candidates_whole(&h, &mut cands);
+            for (i, re) in regexes.iter().enumerate() {
+                if re.is_match(&h) {
+                    assert!(cands.contains(i), "{} on {h:?}", sources[i]);
+                    assert!(pf.any(&h), "{} on {h:?}", sources[i]);
+                    assert!(pf.any(&format!("xy{h}z")), "{} in {h:?}", sources[i]);
+                } else if !cands.contains(i) {
+                    left_out += 1;
+                }
+            }
+        }
+        assert!(left_out > 1000, "{left_out}");
+    }
+
     /// A deciding prefix is taken for what it claims: every haystack it decides gets
     /// the same groups as the one it was taken from.
     #[test]

@@ -11,7 +11,7 @@ use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::{self, DFA};
 use aho_corasick::{Anchored, MatchKind, Span, packed};
 
-use crate::ast::{Case, Node};
+use crate::ast::{Assertion, Case, Node};
 use crate::{Regex, RequiredLiterals, charset};
 
 /// Bounds that keep the extraction cheap and the automata small.
@@ -226,6 +226,179 @@ fn alternatives<'a>(items: impl Iterator<Item = &'a Node>) -> Info {
     }
 }
 
+/// What every match of a pattern that can only match at the haystack start begins
+/// with: strings of which each match starts with one (compared ASCII
+/// case-insensitively when the flag says so). `None` when the pattern can match
+/// elsewhere, or when nothing is known of its first characters.
+pub(crate) fn anchored_prefixes(root: &Node) -> Option<(Vec<String>, bool)> {
+    if !begins_at_start(root) {
+        return None;
+    }
+    let (prefixes, icase) = leading(root)?;
+    if prefixes.is_empty() || prefixes.iter().any(String::is_empty) {
+        return None;
+    }
+    Some((prefixes, icase))
+}
+
+/// Whether every match of `node` starts at the haystack start (`\A`, or `^` without
+/// MULTILINE, before anything is consumed).
+fn begins_at_start(node: &Node) -> bool {
+    match node {
+        Node::Assert(Assertion::TextStart) => true,
+        Node::Group { sub, .. } | Node::Atomic(sub) => begins_at_start(sub),
+        Node::Repeat { min, sub, .. } => *min >= 1 && begins_at_start(sub),
+        Node::Alt(items) => !items.is_empty() && items.iter().all(begins_at_start),
+        Node::Concat(items) => {
+            for item in items {
+                match item {
+                    Node::Assert(Assertion::TextStart) => return true,
+                    // Zero-width, consuming nothing: the next item decides.
+                    Node::Empty | Node::Assert(_) | Node::Look { .. } => {}
+                    other => return begins_at_start(other),
+                }
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Strings of which every match of `node` begins with one (`""` among them: nothing
+/// is known), with the case flag of [`Info`].
+fn leading(node: &Node) -> Option<(Vec<String>, bool)> {
+    match node {
+        Node::Group { sub, .. } | Node::Atomic(sub) => leading(sub),
+        Node::Repeat { min, sub, .. } if *min >= 1 => leading(sub),
+        Node::Alt(items) => union_of_leading(items.iter()),
+        Node::Cond { yes, no, .. } => union_of_leading([yes.as_ref(), no.as_ref()].into_iter()),
+        Node::Concat(items) => {
+            let mut run = vec![String::new()];
+            let mut icase = false;
+            for item in items {
+                let info = analyse(item);
+                if let Some(joined) = info.exact.as_ref().and_then(|e| product(&run, e)) {
+                    run = joined;
+                    icase |= info.icase;
+                    continue;
+                }
+                // A match goes on with one of this item's matches: with what those
+                // begin with, when that is known and the product stays small.
+                if let Some((first, case)) = leading(item)
+                    && let Some(joined) = product(&run, &first)
+                {
+                    run = joined;
+                    icase |= case;
+                }
+                break;
+            }
+            Some((run, icase))
+        }
+        other => {
+            let info = analyse(other);
+            Some((
+                info.exact.unwrap_or_else(|| vec![String::new()]),
+                info.icase,
+            ))
+        }
+    }
+}
+
+fn union_of_leading<'a>(items: impl Iterator<Item = &'a Node>) -> Option<(Vec<String>, bool)> {
+    let mut all = Vec::new();
+    let mut icase = false;
+    for item in items {
+        let (strings, case) = leading(item)?;
+        all.extend(strings);
+        icase |= case;
+        if all.len() > MAX_SET {
+            return None;
+        }
+    }
+    all.sort();
+    all.dedup();
+    Some((all, icase))
+}
+
+/// The start check of one pattern that can only match at the haystack start.
+#[derive(Debug)]
+struct AtStart {
+    prefixes: Vec<String>,
+    icase: bool,
+    /// Its required literals (case-sensitive sets only), one of which the haystack
+    /// must hold as well.
+    required: Vec<memchr::memmem::Finder<'static>>,
+}
+
+impl AtStart {
+    fn starts(&self, prefix: usize, haystack: &[u8]) -> bool {
+        let Some(p) = self.prefixes.get(prefix).map(String::as_bytes) else {
+            return false;
+        };
+        // A byte loop: the prefixes are short, and a call to `memcmp` each costs more.
+        haystack.len() >= p.len()
+            && haystack.iter().zip(p).all(|(h, p)| {
+                if self.icase {
+                    h.eq_ignore_ascii_case(p)
+                } else {
+                    h == p
+                }
+            })
+    }
+
+    fn holds_required(&self, haystack: &[u8]) -> bool {
+        self.required.is_empty() || self.required.iter().any(|f| f.find(haystack).is_some())
+    }
+}
+
+/// The [`AtStart`] prefixes by their first byte (both cases of it for a
+/// case-insensitive one): a haystack is compared with those its first byte starts.
+#[derive(Debug, Default)]
+struct ByFirstByte {
+    /// `(pattern, prefix)` pairs, grouped by first byte; group `b` is
+    /// `entries[starts[b]..starts[b + 1]]`.
+    entries: Vec<(usize, usize)>,
+    starts: Vec<usize>,
+}
+
+impl ByFirstByte {
+    fn new(checks: &[Option<AtStart>]) -> ByFirstByte {
+        let mut keyed: Vec<(u8, usize, usize)> = Vec::new();
+        for (pattern, check) in checks.iter().enumerate() {
+            let Some(check) = check else { continue };
+            for (k, prefix) in check.prefixes.iter().enumerate() {
+                let Some(&first) = prefix.as_bytes().first() else {
+                    continue;
+                };
+                keyed.push((first, pattern, k));
+                if check.icase && first.is_ascii_alphabetic() {
+                    keyed.push((first ^ 0x20, pattern, k));
+                }
+            }
+        }
+        keyed.sort_unstable();
+        let mut starts = vec![0; 257];
+        for &(first, _, _) in &keyed {
+            starts[usize::from(first) + 1] += 1;
+        }
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        ByFirstByte {
+            entries: keyed.into_iter().map(|(_, p, k)| (p, k)).collect(),
+            starts,
+        }
+    }
+
+    fn of(&self, first: u8) -> &[(usize, usize)] {
+        let b = usize::from(first);
+        match (self.starts.get(b), self.starts.get(b + 1)) {
+            (Some(&from), Some(&to)) => self.entries.get(from..to).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+}
+
 /// Which of a set of patterns can possibly match a haystack, decided by one
 /// Aho-Corasick pass over it.
 #[derive(Debug)]
@@ -234,6 +407,12 @@ pub struct Prefilter {
     insensitive: Option<Scan>,
     always: Vec<usize>,
     patterns: usize,
+    /// Per pattern, the check of what it must begin with, for patterns that can only
+    /// match at the haystack start (see [`Prefilter::candidates_whole`]).
+    at_start: Vec<Option<AtStart>>,
+    by_first_byte: ByFirstByte,
+    /// Whether every pattern has an [`AtStart`] check.
+    all_at_start: bool,
 }
 
 /// One literal set and the search that finds which of its members occur.
@@ -305,6 +484,25 @@ impl Scan {
             })
             .collect();
         Some(Scan::Packed { searcher, implied })
+    }
+
+    /// Whether a literal occurs in `haystack` (true, too, when the search cannot run).
+    fn any(&self, haystack: &[u8]) -> bool {
+        match self {
+            Scan::Packed { searcher, .. } => searcher.find(haystack).is_some(),
+            Scan::Dfa { dfa, .. } => {
+                let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+                    return true;
+                };
+                for &byte in haystack {
+                    sid = dfa.next_state(Anchored::No, sid, byte);
+                    if dfa.is_special(sid) && dfa.is_match(sid) {
+                        return true;
+                    }
+                }
+                false
+            }
+        }
     }
 
     /// Inserts into `out` the owner of every literal occurring in `haystack`; false when
@@ -401,6 +599,19 @@ impl Candidates {
             self.count += 1;
         }
     }
+
+    fn set(&mut self, index: usize, possible: bool) {
+        if let Some(p) = self.possible.get_mut(index)
+            && *p != possible
+        {
+            *p = possible;
+            if possible {
+                self.count += 1;
+            } else {
+                self.count -= 1;
+            }
+        }
+    }
 }
 
 impl Prefilter {
@@ -438,11 +649,41 @@ impl Prefilter {
         }
         always.sort_unstable();
         always.dedup();
+        let at_start = regexes
+            .iter()
+            .map(|regex| {
+                let (prefixes, icase) = anchored_prefixes(&regex.source.tree()?)?;
+                let required = match regex.required_literals() {
+                    // A start that holds a required literal already says the haystack
+                    // does: the search for one is only worth it when some start does not.
+                    Some(req)
+                        if !req.ignore_case
+                            && !prefixes
+                                .iter()
+                                .all(|p| req.literals.iter().any(|l| p.contains(l.as_str()))) =>
+                    {
+                        req.literals
+                            .iter()
+                            .map(|l| memchr::memmem::Finder::new(l.as_bytes()).into_owned())
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                };
+                Some(AtStart {
+                    prefixes,
+                    icase,
+                    required,
+                })
+            })
+            .collect::<Vec<Option<AtStart>>>();
         Prefilter {
             sensitive: sensitive_scan,
             insensitive: insensitive_scan,
             always,
             patterns: regexes.len(),
+            by_first_byte: ByFirstByte::new(&at_start),
+            all_at_start: at_start.iter().all(Option::is_some),
+            at_start,
         }
     }
 
@@ -471,6 +712,53 @@ impl Prefilter {
                     out.insert(i);
                 }
                 return;
+            }
+        }
+    }
+    /// Whether any pattern can possibly match `haystack` (or a part of it): the
+    /// question a non-empty [`Prefilter::candidates`] answers, answered at the first
+    /// literal found.
+    pub fn any(&self, haystack: &str) -> bool {
+        if !self.always.is_empty() {
+            return true;
+        }
+        let bytes = haystack.as_bytes();
+        [&self.sensitive, &self.insensitive]
+            .into_iter()
+            .flatten()
+            .any(|scan| scan.any(bytes))
+    }
+
+    /// Like [`Prefilter::candidates`], for a haystack that is the whole text the
+    /// patterns are searched in (not a text containing it): a pattern that can only
+    /// match at its start is a candidate when the haystack begins as every one of its
+    /// matches does and holds one of its required literals, which is decided there
+    /// instead of by a search through the haystack. The literal search runs only for
+    /// the other patterns, when there are any.
+    pub fn candidates_whole(&self, haystack: &str, out: &mut Candidates) {
+        if self.all_at_start {
+            out.reset(self.patterns);
+        } else {
+            self.candidates(haystack, out);
+            for (i, check) in self.at_start.iter().enumerate() {
+                if check.is_some() {
+                    out.set(i, false);
+                }
+            }
+        }
+        let bytes = haystack.as_bytes();
+        let Some(&first) = bytes.first() else {
+            return;
+        };
+        for &(pattern, prefix) in self.by_first_byte.of(first) {
+            if out.contains(pattern) {
+                continue;
+            }
+            if let Some(Some(check)) = self.at_start.get(pattern)
+                && check.starts(prefix, bytes)
+                && check.holds_required(bytes)
+            {
+                out.insert(pattern);
             }
         }
     }
