@@ -478,7 +478,7 @@ impl Regex {
         if !haystack.is_ascii() || !linear.exact_on(haystack) {
             return false;
         }
-        let Some(PrefixDfa { id, dfa }) = linear
+        let Some(PrefixDfa { id, dfa, .. }) = linear
             .prefix_dfa
             .get_or_init(|| build_prefix_dfa(&self.source))
             .as_ref()
@@ -534,6 +534,101 @@ impl Regex {
         prefix.whole = whole;
         prefix.taken = true;
         prefix.dfa = *id;
+        true
+    }
+
+    /// Whether `haystack` is the haystack `prefix` was last taken for (by
+    /// [`Regex::deciding_prefix`] of this pattern, or by this) with some ASCII digits
+    /// in the byte range `digits` replaced by digits the pattern cannot tell from them
+    /// where they stand: every search of this pattern then gives on `haystack` what it
+    /// gave there (the same match, the same groups). On true, `prefix` is taken for
+    /// `haystack`, as [`Regex::deciding_prefix`] would take it; on false it is left as
+    /// it was.
+    ///
+    /// Why this is exact: at each changed byte, the NFA states that read it (those
+    /// alive there, every thread kept) are asked about the old digit and the new one;
+    /// when each goes to the same state on both (or fails on both), the paths through
+    /// that byte are the same paths on both haystacks. No assertion can tell one digit
+    /// from another (all are ASCII word bytes, none is a line break), so the states
+    /// alive after it are the same too, and so on to the next changed byte: the two
+    /// haystacks have the same paths, each with the same groups, and the linear engine
+    /// (exact there: see [`Regex::deciding_prefix`]), which picks among paths by
+    /// their order alone, picks the same one. Bytes past where the automaton died are
+    /// read by no path. The DFA's states after each byte stay what they were, so the
+    /// prefix goes on from them.
+    ///
+    /// The states alive where a digit is read are worked out by walking the NFA from
+    /// the haystack start, once per DFA state it is read from: a DFA state is the set
+    /// of NFA states alive before the byte with what the assertions there need (its
+    /// automaton is not minimised), and for a digit byte that set decides which are
+    /// alive at the byte.
+    pub fn decides_moved_digits(
+        &self,
+        haystack: &str,
+        digits: (usize, usize),
+        prefix: &mut DecidingPrefix,
+    ) -> bool {
+        let Some(PrefixDfa { id, nfa, .. }) = self
+            .linear()
+            .and_then(|l| l.prefix_dfa.get())
+            .and_then(Option::as_ref)
+        else {
+            return false;
+        };
+        if !prefix.taken || prefix.dfa != *id {
+            return false;
+        }
+        let (new, len) = (haystack.as_bytes(), prefix.bytes.len());
+        if new.len() < len || (prefix.whole && new.len() != len) {
+            return false;
+        }
+        let (from, to) = (digits.0.min(len), digits.1.min(len));
+        let old = &prefix.bytes;
+        if from > to || new[..from] != old[..from] || new[to..len] != old[to..len] {
+            return false;
+        }
+        if prefix.classes_dfa != *id {
+            prefix.digit_classes.clear();
+            prefix.classes_dfa = *id;
+        }
+        for k in from..to {
+            let (a, b) = (old[k], new[k]);
+            if a == b {
+                continue;
+            }
+            if !(a.is_ascii_digit() && b.is_ascii_digit()) {
+                return false;
+            }
+            // The automaton died before this byte (the last state is the dead one).
+            if k >= prefix.states.len() {
+                continue;
+            }
+            let from_state = k.checked_sub(1).map(|i| prefix.states[i]);
+            let known = prefix
+                .digit_classes
+                .iter()
+                .find(|(s, _)| *s == from_state)
+                .map(|(_, c)| *c);
+            let classes = match known {
+                Some(c) => c,
+                None => {
+                    let Some(alive) = alive_at(nfa, old, k) else {
+                        return false;
+                    };
+                    let c = digit_classes(nfa, &alive);
+                    // A bound on what a pattern with many contexts may keep.
+                    if prefix.digit_classes.len() >= 64 {
+                        prefix.digit_classes.clear();
+                    }
+                    prefix.digit_classes.push((from_state, c));
+                    c
+                }
+            };
+            if classes[usize::from(a - b'0')] != classes[usize::from(b - b'0')] {
+                return false;
+            }
+        }
+        prefix.bytes[from..to].copy_from_slice(&new[from..to]);
         true
     }
 
@@ -883,6 +978,9 @@ fn build_meta(hir: &regex_syntax::hir::Hir) -> Option<meta::Regex> {
 struct PrefixDfa {
     id: u64,
     dfa: dense::DFA<Vec<u32>>,
+    /// The automaton the DFA was made from, for [`Regex::decides_moved_digits`], which
+    /// needs the states each byte is read by.
+    nfa: thompson::NFA,
 }
 
 /// The anchored DFA of [`Regex::deciding_prefix`]: every thread kept (`All`), small.
@@ -914,7 +1012,98 @@ fn build_prefix_dfa(source: &Source) -> Option<PrefixDfa> {
     Some(PrefixDfa {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         dfa,
+        nfa,
     })
+}
+
+/// The byte-reading states of `nfa` alive at `at` in an anchored walk over
+/// `haystack` (every thread kept), assertions judged on `haystack`. `None` for an
+/// assertion that needs Unicode data (a DFA is not built for those anyway).
+fn alive_at(nfa: &thompson::NFA, haystack: &[u8], at: usize) -> Option<Vec<StateID>> {
+    let mut seen = vec![false; nfa.states().len()];
+    let mut stack = Vec::new();
+    let mut alive = Vec::new();
+    let start = nfa.start_anchored();
+    closure(nfa, start, haystack, 0, &mut seen, &mut stack, &mut alive)?;
+    for (i, &byte) in haystack.iter().enumerate().take(at) {
+        seen.fill(false);
+        let mut next = Vec::new();
+        for &sid in &alive {
+            if let Some(to) = step(nfa.state(sid), byte) {
+                closure(nfa, to, haystack, i + 1, &mut seen, &mut stack, &mut next)?;
+            }
+        }
+        alive = next;
+    }
+    Some(alive)
+}
+
+/// Adds the byte-reading states reached from `from` without reading (assertions
+/// judged at `at`) to `out`.
+fn closure(
+    nfa: &thompson::NFA,
+    from: StateID,
+    haystack: &[u8],
+    at: usize,
+    seen: &mut [bool],
+    stack: &mut Vec<StateID>,
+    out: &mut Vec<StateID>,
+) -> Option<()> {
+    use regex_automata::util::look::Look;
+    use thompson::State;
+    stack.push(from);
+    while let Some(sid) = stack.pop() {
+        let mark = seen.get_mut(sid.as_usize())?;
+        if std::mem::replace(mark, true) {
+            continue;
+        }
+        match nfa.state(sid) {
+            State::ByteRange { .. } | State::Sparse(_) | State::Dense(_) => out.push(sid),
+            State::Look { look, next } => {
+                let unicode = matches!(
+                    look,
+                    Look::WordUnicode
+                        | Look::WordUnicodeNegate
+                        | Look::WordStartUnicode
+                        | Look::WordEndUnicode
+                        | Look::WordStartHalfUnicode
+                        | Look::WordEndHalfUnicode
+                );
+                if unicode {
+                    return None;
+                }
+                if nfa.look_matcher().matches(*look, haystack, at) {
+                    stack.push(*next);
+                }
+            }
+            State::Union { alternates } => stack.extend(alternates.iter().copied()),
+            State::BinaryUnion { alt1, alt2 } => stack.extend([*alt1, *alt2]),
+            State::Capture { next, .. } => stack.push(*next),
+            State::Fail | State::Match { .. } => {}
+        }
+    }
+    Some(())
+}
+
+/// Where a byte-reading state goes on `byte`.
+fn step(state: &thompson::State, byte: u8) -> Option<StateID> {
+    match state {
+        thompson::State::ByteRange { trans } => trans.matches_byte(byte).then_some(trans.next),
+        thompson::State::Sparse(t) => t.matches_byte(byte),
+        thompson::State::Dense(t) => t.matches_byte(byte),
+        _ => None,
+    }
+}
+
+/// For each digit, the least digit that every state of `alive` treats as it.
+fn digit_classes(nfa: &thompson::NFA, alive: &[StateID]) -> [u8; 10] {
+    let on = |sid: StateID, d: u8| step(nfa.state(sid), b'0' + d);
+    let mut classes = [0; 10];
+    for d in 0..10u8 {
+        let same = (0..d).find(|&e| alive.iter().all(|&s| on(s, d) == on(s, e)));
+        classes[usize::from(d)] = same.unwrap_or(d);
+    }
+    classes
 }
 
 /// Bytes a [`Regex::deciding_prefix`] automaton may take (it is built once per pattern,
@@ -935,6 +1124,11 @@ pub struct DecidingPrefix {
     /// it got there), and which automaton's (0: none).
     states: Vec<StateID>,
     dfa: u64,
+    /// Which digits the pattern tells apart where a digit is read from a DFA state
+    /// (none: at the haystack start), for [`Regex::decides_moved_digits`]; and which
+    /// automaton's states they are for.
+    digit_classes: Vec<(Option<StateID>, [u8; 10])>,
+    classes_dfa: u64,
 }
 
 impl DecidingPrefix {
@@ -1405,6 +1599,55 @@ mod tests {
             0,
             &mut DecidingPrefix::default()
         ));
+    }
+
+    /// Digits moved under a deciding prefix are moved only where no search can tell:
+    /// every haystack it takes gets the same groups, and the prefix comes out as one
+    /// taken for it afresh. Patterns whose branches tell some digits apart (and with
+    /// groups only on some of them) must refuse some moves and take others.
+    #[test]
+    fn moved_digits_keep_every_group() {
+        let hs = strings(&["0", "1", "2", "5", "6", "9", ":"], 3);
+        for pattern in [
+            r"^(?:\W{0,2})?(?P<H>[0-1]?\d|2[0-3]):?(?P<S>[0-5]\d|6[0-1])?(?=\b|\W|$)",
+            r"^(?:(1)\d|\d(\d))",
+            r"^(?:(1)5|15|(1)6|\d+)",
+            r"^(\d)(\d)?\b",
+            r"^(?:1(\d)|\d\d)(:)?",
+            r"^\d*?(\d)$",
+        ] {
+            let regex = Regex::new(pattern).expect("ok");
+            let mut locs = Locations::new();
+            let (mut moved, mut refused) = (0, 0);
+            for a in &hs {
+                let mut prefix = DecidingPrefix::default();
+                if !regex.deciding_prefix(a, 0, &mut prefix) {
+                    continue;
+                }
+                let found = regex.captures(a, &mut locs);
+                let theirs = found.then(|| spans(&regex, &locs));
+                let taken = |d: &DecidingPrefix| (d.bytes.clone(), d.states.clone(), d.whole);
+                for b in hs.iter().filter(|b| b.len() == a.len()) {
+                    let mut p = prefix.clone();
+                    if !regex.decides_moved_digits(b, (0, b.len()), &mut p) {
+                        assert_eq!(taken(&p), taken(&prefix), "{pattern}: {a:?} to {b:?}");
+                        refused += 1;
+                        continue;
+                    }
+                    let found = regex.captures(b, &mut locs);
+                    let ours = found.then(|| spans(&regex, &locs));
+                    assert_eq!(ours, theirs, "{pattern}: {a:?} moved to {b:?}");
+                    let mut fresh = DecidingPrefix::default();
+                    assert!(regex.deciding_prefix(b, 0, &mut fresh));
+                    assert_eq!(taken(&p), taken(&fresh), "{pattern}: {a:?} moved to {b:?}");
+                    moved += usize::from(a != b);
+                }
+            }
+            assert!(
+                moved > 100 && refused > 100,
+                "{pattern}: {moved} moved, {refused} refused"
+            );
+        }
     }
 
     /// The one-line shortcut answers only where the backtracking engine agrees.
