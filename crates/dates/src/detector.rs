@@ -91,7 +91,7 @@ impl Slot {
 }
 
 /// How to read group spans of the last search from the locations buffer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Hit {
     /// Added to group numbers (region searches wrap the regex in one more group).
     group_shift: usize,
@@ -138,6 +138,10 @@ struct ConversionCache {
     zone_id: u64,
     text: String,
     spans: Vec<Option<(usize, usize)>>,
+    /// The search (its number in [`DateDetector::searches`]) and the hit whose groups
+    /// `spans` were taken from: while they are the groups in the locations, `spans`
+    /// is what they give again.
+    groups: Option<(u64, Hit)>,
     /// The fields read from `text`, when reading them succeeded.
     fields: Option<Fields>,
     /// What their conversion left for other seconds (see [`convert::Shift`]).
@@ -182,6 +186,8 @@ pub struct DateDetector {
     year_prefixes: String,
     locations: Locations,
     candidate_locations: Locations,
+    /// Template searches so far, which each may change the locations.
+    searches: u64,
     spans_scratch: Vec<Option<(usize, usize)>>,
     conversion: ConversionCache,
     now_offset: Option<NowOffset>,
@@ -209,6 +215,8 @@ struct Reuse {
     now: u64,
     zone: u64,
     span: (usize, usize),
+    /// Where the match's groups are in `locations`, which still hold them.
+    hit: Hit,
     /// The text to agree on when there is no deciding prefix.
     window: Vec<u8>,
     /// When the template's automaton can tell it, the line start that decides the
@@ -256,6 +264,7 @@ impl DateDetector {
             year_prefixes,
             locations: Locations::new(),
             candidate_locations: Locations::new(),
+            searches: 0,
             spans_scratch: Vec::new(),
             conversion: ConversionCache::default(),
             now_offset: None,
@@ -414,73 +423,19 @@ impl DateDetector {
         if let Some(reused) = self.reuse(line, now, local) {
             return Some(reused);
         }
+        if let Some(moved) = self.moved_digits(line, now, local) {
+            return Some(moved);
+        }
         // Its buffers take the next line's result: a miss allocates nothing for it.
         let spare = self.reuse.take();
         let (index, hit) = self.find_template(line)?;
-        let (start, end) = self.group_span(hit, 0)?;
-        let start_char = char_of_byte(line, start);
-        let end_char = char_of_byte(line, end);
-        let slot = &mut self.slots[index];
-        slot.hits += 1;
-        slot.last_used = now;
-        slot.distance = start_char;
-        if self.first_unused == index {
-            self.first_unused += 1;
-        }
-        // fail2ban reads `line[start]` and `line[end - 1]` here and fails on the line
-        // when the match is empty at its end.
-        let first = line[start..].chars().next();
-        let last = if end == 0 {
-            line.chars().next_back()
-        } else {
-            line[..end].chars().next_back()
+        let (current, result) = match self.conclude(index, hit, line, now, local)? {
+            Ok(done) => done,
+            Err(early) => return Some(early),
         };
-        if first.is_none() || last.is_none() {
-            return Some(DateMatch {
-                start: 0,
-                end: 0,
-                time: None,
-                error: Some(DateError::LineFailed("IndexError")),
-            });
-        }
-        self.last_start = LastStart {
-            at: start_char,
-            before: line[..start].chars().next_back(),
-            first,
-        };
-        self.last_end = LastEnd {
-            at: end_char,
-            last,
-            after: line[end..].chars().next(),
-        };
-        let mut current = index;
-        if index != 0 && index != self.last_index {
-            current = self.reorder(index);
-        }
-        self.last_index = current;
-
         let template = Arc::clone(&self.slots[current].template);
-        let (cut_start, cut_end) = self.group_span(hit, 1).unwrap_or((0, 0));
-        if cut_start == cut_end {
-            return Some(DateMatch {
-                start: cut_start,
-                end: cut_end,
-                time: None,
-                error: None,
-            });
-        }
-        let outcome = self.convert(&template, line, hit, now, local);
-        let result = DateMatch {
-            start: cut_start,
-            end: cut_end,
-            time: outcome.ok(),
-            error: match outcome {
-                Ok(_) => None,
-                Err(Failure::Invalid) => Some(DateError::Unparsable),
-                Err(Failure::Fatal(what)) => Some(DateError::LineFailed(what)),
-            },
-        };
         if template.reusable {
+            let (start, end) = self.group_span(hit, 0)?;
             let (mut window, mut prefix) = match spare {
                 Some(r) => (r.window, r.prefix),
                 None => (Vec::new(), DecidingPrefix::default()),
@@ -508,6 +463,7 @@ impl DateDetector {
                     now: now.to_bits(),
                     zone: local.id(),
                     span,
+                    hit,
                     window,
                     prefix,
                     decided,
@@ -516,6 +472,134 @@ impl DateDetector {
             }
         }
         Some(result)
+    }
+
+    /// What follows the choice of the template at `index` with its match `hit` on
+    /// `line`: its counters, the boundaries kept for the next line, its move up the
+    /// list and the conversion. `Err` for a result taken before the conversion, which
+    /// is not kept for reuse; else the template's new index and the result.
+    fn conclude(
+        &mut self,
+        index: usize,
+        hit: Hit,
+        line: &str,
+        now: f64,
+        local: &TimeZone,
+    ) -> Option<Result<(usize, DateMatch), DateMatch>> {
+        let (start, end) = self.group_span(hit, 0)?;
+        let start_char = char_of_byte(line, start);
+        let end_char = char_of_byte(line, end);
+        let slot = &mut self.slots[index];
+        slot.hits += 1;
+        slot.last_used = now;
+        slot.distance = start_char;
+        if self.first_unused == index {
+            self.first_unused += 1;
+        }
+        // fail2ban reads `line[start]` and `line[end - 1]` here and fails on the line
+        // when the match is empty at its end.
+        let first = line[start..].chars().next();
+        let last = if end == 0 {
+            line.chars().next_back()
+        } else {
+            line[..end].chars().next_back()
+        };
+        if first.is_none() || last.is_none() {
+            return Some(Err(DateMatch {
+                start: 0,
+                end: 0,
+                time: None,
+                error: Some(DateError::LineFailed("IndexError")),
+            }));
+        }
+        self.last_start = LastStart {
+            at: start_char,
+            before: line[..start].chars().next_back(),
+            first,
+        };
+        self.last_end = LastEnd {
+            at: end_char,
+            last,
+            after: line[end..].chars().next(),
+        };
+        let mut current = index;
+        if index != 0 && index != self.last_index {
+            current = self.reorder(index);
+        }
+        self.last_index = current;
+
+        let template = Arc::clone(&self.slots[current].template);
+        let (cut_start, cut_end) = self.group_span(hit, 1).unwrap_or((0, 0));
+        if cut_start == cut_end {
+            return Some(Err(DateMatch {
+                start: cut_start,
+                end: cut_end,
+                time: None,
+                error: None,
+            }));
+        }
+        let outcome = self.convert(&template, line, hit, now, local);
+        Some(Ok((
+            current,
+            DateMatch {
+                start: cut_start,
+                end: cut_end,
+                time: outcome.ok(),
+                error: match outcome {
+                    Ok(_) => None,
+                    Err(Failure::Invalid) => Some(DateError::Unparsable),
+                    Err(Failure::Fatal(what)) => Some(DateError::LineFailed(what)),
+                },
+            },
+        )))
+    }
+
+    /// The previous line's match, converted anew, for a line that differs from it
+    /// only in digits of the date that the template cannot tell from the old ones
+    /// where they stand (see [`Regex::decides_moved_digits`]), or only in the clock:
+    /// most lines of a busy log whose date is not the last one's.
+    ///
+    /// Why this is exact: the template is the one tried first (the last winner, at
+    /// the same index) and anchored, so a full match would search it on the whole
+    /// line and take its match without consulting another; that search would give
+    /// the same groups as the last one, which are still in `self.locations` (only
+    /// a search writes them). What follows is the full path's, from those groups.
+    fn moved_digits(&mut self, line: &str, now: f64, local: &TimeZone) -> Option<DateMatch> {
+        let reuse = self.reuse.as_mut()?;
+        let slot = self.slots.get(reuse.index)?;
+        if !reuse.decided
+            || self.last_index != reuse.index
+            || slot.template.id != reuse.template
+            || local.id() != reuse.zone
+        {
+            return None;
+        }
+        let (start, end) = self
+            .locations
+            .get(reuse.hit.group_shift)
+            .map(|(s, e)| (s + reuse.hit.offset, e + reuse.hit.offset))?;
+        if !slot
+            .template
+            .regex
+            .decides_moved_digits(line, (start, end), &mut reuse.prefix)
+        {
+            return None;
+        }
+        let (index, hit) = (reuse.index, reuse.hit);
+        match self.conclude(index, hit, line, now, local)? {
+            Ok((_, result)) => {
+                if let Some(reuse) = &mut self.reuse {
+                    reuse.now = now.to_bits();
+                    reuse.result = result.clone();
+                }
+                Some(result)
+            }
+            // As after a full match: nothing is kept.
+            Err(early) => {
+                self.reuse = None;
+                Some(early)
+            }
+        }
     }
 
     /// The previous line's result when `line` agrees with it (see [`Reuse`]), with the
@@ -556,6 +640,7 @@ impl DateDetector {
     /// Steps 1 and 2 of the module docs: the winning template and its match (left in
     /// `self.locations`).
     fn find_template(&mut self, line: &str) -> Option<(usize, Hit)> {
+        self.searches += 1;
         let count = self.slots.len();
         let mut ignore = usize::MAX;
         let mut candidate: Option<(usize, usize, Hit)> = None;
@@ -764,29 +849,34 @@ impl DateDetector {
             LogZone::Rules(z) => z.id(),
         };
         // The cache key: template, zone, date text and where each field sits in it.
+        // The last conversion's spans are still those of the groups when they were
+        // taken from the same search and hit (a line whose match was taken again).
+        let cache = &self.conversion;
+        let known_groups =
+            cache.template_id == template.id && cache.groups == Some((self.searches, hit));
         let mut cacheable = true;
-        self.spans_scratch.clear();
-        let groups = template
-            .fields
-            .iter()
-            .map(|(g, _)| *g)
-            .chain(template.am_pm_group);
-        for group in groups {
-            let span = self.group_span(hit, group).map(|(s, e)| {
-                if s < g0_start || e > g0_end {
-                    cacheable = false;
-                }
-                (s.wrapping_sub(g0_start), e.wrapping_sub(g0_start))
-            });
-            self.spans_scratch.push(span);
+        if !known_groups {
+            self.spans_scratch.clear();
+            let groups = template
+                .fields
+                .iter()
+                .map(|(g, _)| *g)
+                .chain(template.am_pm_group);
+            for group in groups {
+                let span = self.group_span(hit, group).map(|(s, e)| {
+                    if s < g0_start || e > g0_end {
+                        cacheable = false;
+                    }
+                    (s.wrapping_sub(g0_start), e.wrapping_sub(g0_start))
+                });
+                self.spans_scratch.push(span);
+            }
         }
         let text = &line[g0_start..g0_end];
         let cache = &self.conversion;
-        let same_key = cacheable
-            && cache.template_id == template.id
-            && cache.zone_id == zone_id
-            && cache.text == text
-            && cache.spans == self.spans_scratch;
+        let same_spans = known_groups
+            || (cacheable && cache.template_id == template.id && cache.spans == self.spans_scratch);
+        let same_key = same_spans && cache.zone_id == zone_id && cache.text == text;
         if same_key && let Some(outcome) = cache.outcome {
             if !cache.needs_now {
                 return outcome;
@@ -799,7 +889,7 @@ impl DateDetector {
             }
         }
 
-        let cached_fields = if cacheable {
+        let cached_fields = if same_spans {
             self.fields_but_second(template, text)
         } else {
             None
@@ -847,7 +937,10 @@ impl DateDetector {
             cache.zone_id = zone_id;
             cache.text.clear();
             cache.text.push_str(text);
-            std::mem::swap(&mut cache.spans, &mut self.spans_scratch);
+            if !known_groups {
+                std::mem::swap(&mut cache.spans, &mut self.spans_scratch);
+            }
+            cache.groups = Some((self.searches, hit));
             cache.fields = fields.ok();
             cache.shift = result.ok().and_then(|c| c.shift);
             cache.outcome = Some(outcome);
@@ -860,15 +953,16 @@ impl DateDetector {
             };
         } else {
             self.conversion.outcome = None;
+            self.conversion.groups = None;
         }
         outcome
     }
 
-    /// The fields of the date `text` (whose field spans are in `spans_scratch`), taken
-    /// from the cached conversion's when the two differ at most in the seconds: same
-    /// template and field spans, no other field reaching into the seconds, the same
-    /// text around them. Only the seconds are then read; every other field reads the
-    /// same text as before (see [`Fields`]).
+    /// The fields of the date `text` (whose field spans are the cached conversion's),
+    /// taken from the cached conversion's when the two differ at most in the seconds:
+    /// same template, no other field reaching into the seconds, the same text around
+    /// them. Only the seconds are then read; every other field reads the same text as
+    /// before (see [`Fields`]).
     fn fields_but_second(
         &self,
         template: &Template,
@@ -877,12 +971,12 @@ impl DateDetector {
         let cache = &self.conversion;
         let k = template.second_field?;
         let cached = cache.fields?;
-        if cache.template_id != template.id || cache.spans != self.spans_scratch {
+        if cache.template_id != template.id {
             return None;
         }
-        let (a, b) = self.spans_scratch.get(k).copied().flatten()?;
-        let apart = self
-            .spans_scratch
+        let (a, b) = cache.spans.get(k).copied().flatten()?;
+        let apart = cache
+            .spans
             .iter()
             .enumerate()
             .all(|(i, span)| i == k || span.is_none_or(|(s, e)| e <= a || s >= b));
@@ -1233,6 +1327,126 @@ mod tests {
             assert_eq!(got, want, "{line:?}");
             assert_eq!(reusing.template_hits(), fresh.template_hits(), "{line:?}");
         }
+    }
+
+    /// Lines whose dates move on by a few seconds at a time (with jumps over minutes,
+    /// hours, days, years, the zone's gap and fold, and "now" near New Year, so the
+    /// year inference turns), in several shapes: the previous line's match taken
+    /// again with other digits (and its conversion from the same groups) must give
+    /// what a full match gives, template hits and order included. Some lines break
+    /// the shape (seconds 60 to 99, one-digit fields, a date further in, text that is
+    /// not ASCII, a year or microseconds after the seconds), so that other templates
+    /// win in between and the digits that the template tells apart are refused.
+    #[test]
+    fn matches_taken_again_with_other_digits_equal_full_matches() {
+        use crate::civil::Civil;
+        let zone = "CET-01CEST-02,M3.5.0/2:00:30,M10.5.0/3:00:30";
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let starts = [
+            (2005, 3, 27, 1, 58, 0),
+            (2005, 10, 30, 1, 58, 0),
+            (2005, 12, 31, 23, 55, 0),
+            (2005, 8, 14, 11, 59, 30),
+            (2004, 2, 28, 23, 59, 0),
+        ];
+        let patterns = [
+            None,
+            Some("^%Y-%m-%d %H:%M:%S"),
+            Some("{^LN-BEG}%H:%M:%S"),
+            Some("^%b %d %H:%M:%S(?:,%f)?"),
+        ];
+        let mut moved = 0;
+        for pattern in patterns {
+            for &(y, mo, d, h, mi, se) in &starts {
+                let start = Civil {
+                    year: y,
+                    month: mo,
+                    day: d,
+                    hour: h,
+                    minute: mi,
+                    second: se,
+                };
+                let mut naive = start.to_naive();
+                let tz = || TimeZone::from_tz_value(Some(zone));
+                let (zone_a, zone_b) = (tz(), tz());
+                let mut moving = DateDetector::with_current_year(pattern, 2026).expect("compiles");
+                let mut full = DateDetector::with_current_year(pattern, 2026).expect("compiles");
+                // "Now" a few minutes after the first date: later dates pass it and go
+                // to the year before.
+                let mut now = (start.to_naive() - 3600 + 300) as f64;
+                let mut last = None;
+                for i in 0..1500 {
+                    naive += match random(100) {
+                        0 => 3600,
+                        1 => 86_400 - 7,
+                        2 => 61,
+                        3..=40 => 0,
+                        _ => random(3) as i64,
+                    };
+                    if random(200) == 0 {
+                        now += 0.5;
+                    }
+                    let c = Civil::from_naive(naive);
+                    let mut second = format!("{:02}", c.second);
+                    if random(40) == 0 {
+                        second = format!("{}", 60 + random(40));
+                    } else if random(40) == 0 {
+                        second = format!("{}", c.second);
+                    }
+                    let hour = if random(50) == 0 {
+                        format!("{}", c.hour)
+                    } else {
+                        format!("{:02}", c.hour)
+                    };
+                    let time = format!("{hour}:{:02}:{second}", c.minute);
+                    let month = MONTHS[(c.month - 1) as usize];
+                    let date = match pattern {
+                        Some(p) if p.starts_with("^%Y") => {
+                            format!("{}-{:02}-{:02} {time}", c.year, c.month, c.day)
+                        }
+                        Some(p) if p.starts_with("{^LN-BEG}") => time,
+                        _ => format!("{month} {:02} {time}", c.day),
+                    };
+                    let tail = match random(30) {
+                        0 => " 2005 with a year",
+                        1 => ".250 microseconds",
+                        2 => ",123 a comma",
+                        3 => "\u{e9}t\u{e9} not ascii",
+                        4 => "x no boundary",
+                        5 => "",
+                        _ => " bastion sshd[42]: Failed password",
+                    };
+                    let line = match random(60) {
+                        0 => format!("[{date}]{tail}"),
+                        1 => format!("\u{e9} {date}{tail}"),
+                        _ => format!("{date}{tail}"),
+                    };
+                    let before = moving.searches;
+                    full.reuse = None;
+                    let got = moving.match_time(&line, now, &zone_a);
+                    let want = full.match_time(&line, now, &zone_b);
+                    let context = format!("{pattern:?} line {i}: {line:?}");
+                    assert_eq!(got, want, "{context}");
+                    assert_eq!(moving.template_hits(), full.template_hits(), "{context}");
+                    // Not searched, and not the last result: taken again with other digits.
+                    moved += usize::from(before == moving.searches && got != last);
+                    last = got;
+                }
+            }
+        }
+        assert!(
+            moved > 5_000,
+            "only {moved} lines were taken again with other digits"
+        );
     }
 
     /// Dates one second apart, where the conversion starts from the previous date's
