@@ -78,6 +78,29 @@ impl Encoding {
     }
 }
 
+/// A line read by [`LineReader::next_utf8_line`].
+#[derive(Debug)]
+pub struct Line<'a> {
+    /// The line with its `\n`, if it has one.
+    pub bytes: &'a [u8],
+    /// The same, as text, when it is UTF-8.
+    pub text: Option<&'a str>,
+    /// Whether it ends with `\n` (only the last line of the input may not).
+    pub complete: bool,
+}
+
+/// A line inside a range of the buffer that `from_utf8` accepted.
+#[allow(unsafe_code)]
+fn utf8_within_validated(bytes: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    // SAFETY: `bytes` lies inside a range `from_utf8` accepted (`valid_to` is only set
+    // from its verdict, and moved with the buffer), and both its ends are character
+    // boundaries of that range: it starts at the range start or after a `\n`, and ends
+    // after a `\n` or at the end of the validated bytes. A slice of valid UTF-8 between
+    // character boundaries is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
 /// Strips every trailing `\r` and `\n` (Python's `rstrip('\r\n')`).
 pub fn trim_line_end(s: &str) -> &str {
     s.trim_end_matches(['\r', '\n'])
@@ -94,6 +117,9 @@ pub struct LineReader<R> {
     start: usize,
     end: usize,
     eof: bool,
+    /// `buf[start..valid_to]` is known to be UTF-8 (validated in one pass over all
+    /// that was read, which costs far less than one call a line).
+    valid_to: usize,
     /// Bytes consumed so far (for progress reports).
     pub consumed: u64,
 }
@@ -108,6 +134,7 @@ impl<R: Read> LineReader<R> {
             start: 0,
             end: 0,
             eof: false,
+            valid_to: 0,
             consumed: 0,
         }
     }
@@ -138,10 +165,34 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// The next line, with its text when it is UTF-8, like [`LineReader::next_line`].
+    pub fn next_utf8_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        let Some((len, complete)) = self.next_line()?.map(|(line, c)| (line.len(), c)) else {
+            return Ok(None);
+        };
+        let (line_start, line_end) = (self.start - len, self.start);
+        if self.valid_to < line_end {
+            // Validate from this line on to the end of what was read. A line starts
+            // after a `\n` (or at the start of the input), never inside a character.
+            self.valid_to = match std::str::from_utf8(&self.buf[line_start..self.end]) {
+                Ok(_) => self.end,
+                Err(e) => line_start + e.valid_up_to(),
+            };
+        }
+        let bytes = &self.buf[line_start..line_end];
+        let text = (line_end <= self.valid_to).then(|| utf8_within_validated(bytes));
+        Ok(Some(Line {
+            bytes,
+            text,
+            complete,
+        }))
+    }
+
     fn fill(&mut self) -> io::Result<()> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
+            self.valid_to = self.valid_to.saturating_sub(self.start);
             self.start = 0;
         }
         if self.end == self.buf.len() {
@@ -178,6 +229,46 @@ mod tests {
             out.push((l.to_vec(), c));
         }
         out
+    }
+
+    /// The text given for a line is the line itself exactly when it is UTF-8, whatever
+    /// the buffer boundaries cut: multi-byte characters across reads, invalid bytes
+    /// before, in and after lines, a truncated character at the end.
+    #[test]
+    fn lines_are_text_exactly_when_utf8() {
+        let mut input = Vec::new();
+        let mut expected = Vec::new();
+        let pieces: [&[u8]; 6] = [
+            b"plain ascii",
+            "caf\u{e9} \u{1d11e}".as_bytes(),
+            b"bad \xff byte",
+            b"\xe2\x82",
+            b"",
+            "\u{20ac}".as_bytes(),
+        ];
+        let mut k = 0usize;
+        while input.len() < CHUNK * 3 {
+            let piece = pieces[k % pieces.len()];
+            // Lengths that put characters across every alignment of the chunk ends.
+            let pad = "\u{e9}".repeat(k % 7);
+            let mut line = pad.into_bytes();
+            line.extend_from_slice(piece);
+            line.extend_from_slice(&b"x".repeat(k % 13));
+            line.push(b'\n');
+            expected.push(line.clone());
+            input.extend_from_slice(&line);
+            k += 1;
+        }
+        input.extend_from_slice(b"last \xe2\x82");
+        expected.push(b"last \xe2\x82".to_vec());
+        let mut reader = LineReader::new(input.as_slice());
+        let mut seen = 0;
+        while let Some(Line { bytes, text, .. }) = reader.next_utf8_line().unwrap() {
+            assert_eq!(bytes, expected[seen].as_slice());
+            assert_eq!(text, std::str::from_utf8(bytes).ok(), "line {seen}");
+            seen += 1;
+        }
+        assert_eq!(seen, expected.len());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! are a stable contract for machines and tests: `--now EPOCH` freezes the clock and
 //! `--json` prints one JSON object per failure and nothing else on stdout.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
@@ -16,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use rampart_filter::{Failure, FailureId, Filter, FilterSpec, Mode, UseDns, Value};
 
 use crate::engine::{self, LineFilter, SystemResolver};
-use crate::logread::{Encoding, LineReader, trim_line_end};
+use crate::logread::{Encoding, Line, LineReader, trim_line_end};
 
 /// Arguments of `rampart regex` (and of `fail2ban-regex`).
 #[derive(clap::Args, Debug, Clone)]
@@ -298,14 +299,22 @@ impl Run<'_> {
         let mut progress = Progress::new(size);
         let mut number = 0u64;
         let mut undecodable = 0u64;
-        while let Some((bytes, complete)) = reader.next_line()? {
+        while let Some(Line {
+            bytes,
+            text: utf8,
+            complete,
+        }) = reader.next_utf8_line()?
+        {
             number += 1;
             if !complete {
                 // fail2ban waits for the line to be completed; so do we.
                 eprintln!("note: last line of the file has no line end and was not processed");
                 break;
             }
-            let (text, replaced) = encoding.decode(bytes);
+            let (text, replaced) = match utf8 {
+                Some(text) if encoding == Encoding::Utf8 => (Cow::Borrowed(text), false),
+                _ => encoding.decode(bytes),
+            };
             undecodable += u64::from(replaced);
             self.process(&text, number)?;
             if number.is_multiple_of(4096) {
