@@ -78,6 +78,12 @@ impl FailData {
         }
     }
 
+    /// Empties it, keeping its room.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.present = 0;
+    }
+
     fn push(&mut self, key: Key, value: Value) {
         self.present |= key.bit();
         self.entries.push((key, value));

@@ -261,6 +261,8 @@ struct State {
     last_date: Option<f64>,
     locs: Locations,
     buf: String,
+    /// The prefregex's groups of the line at hand.
+    pre_groups: FailData,
     prefregex_matched: bool,
     ignored_by: Vec<usize>,
     notices: Vec<Notice>,
@@ -314,6 +316,7 @@ impl Filter {
                 last_time_text: String::new(),
                 last_date: None,
                 locs: Locations::new(),
+                pre_groups: FailData::default(),
                 buf: String::new(),
                 prefregex_matched: false,
                 ignored_by: Vec::new(),
@@ -719,7 +722,9 @@ fn find_in_buffer(
         return;
     }
 
-    let mut pre_groups: Option<FailData> = None;
+    // The prefregex's groups go to `state.pre_groups`, whose room serves line after
+    // line.
+    let mut has_pre_groups = false;
     if let Some(pref) = &regexes.prefregex {
         let split = state.run(pref, buf, org);
         state.prefregex_matched = split.is_some();
@@ -730,13 +735,14 @@ fn find_in_buffer(
             [only] => only.shared_text(),
             _ => None,
         };
-        let mut groups = pref.groups_in(buf, &state.locs, shared.as_ref());
-        if let Some(Value::Text(content)) = groups.pop(&k.content).filter(Value::is_truthy) {
+        pref.groups_into(&mut state.pre_groups, buf, &state.locs, shared.as_ref());
+        let content = state.pre_groups.pop(&k.content);
+        if let Some(Value::Text(content)) = content.filter(Value::is_truthy) {
             state.line_buffer.clear();
             state.line_buffer.push(TupleLine::undated_shared(content));
             buf_valid = false;
         }
-        pre_groups = Some(groups);
+        has_pre_groups = true;
     }
 
     for (index, regex) in regexes.failregex.iter().enumerate() {
@@ -791,7 +797,8 @@ fn find_in_buffer(
             state.line_buffer = split.unmatched.clone();
             buf_valid = false;
         }
-        let mut fail = match (groups, &pre_groups) {
+        let pre = has_pre_groups.then_some(&state.pre_groups);
+        let mut fail = match (groups, pre) {
             (Some(fail), Some(pre)) => pre.updated_with(fail),
             (Some(fail), None) => fail,
             (None, Some(pre)) => regex.groups_onto(pre, buf, &state.locs, shared.as_ref()),

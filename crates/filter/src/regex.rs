@@ -213,8 +213,22 @@ impl FilterRegex {
     /// instead of a copy of `buf`.
     pub(crate) fn groups_in(&self, buf: &str, locs: &Locations, shared: Option<&Text>) -> FailData {
         let mut data = FailData::with_capacity(self.groups.len() + 2);
+        self.groups_into(&mut data, buf, locs, shared);
+        data
+    }
+
+    /// [`FilterRegex::groups_in`] written into `data` (emptied first), whose room is
+    /// kept.
+    pub(crate) fn groups_into(
+        &self,
+        data: &mut FailData,
+        buf: &str,
+        locs: &Locations,
+        shared: Option<&Text>,
+    ) {
+        data.clear();
         // Group names are distinct within a pattern.
-        self.fill(&mut data, buf, locs, shared, FailData::push_new);
+        self.fill(data, buf, locs, shared, FailData::push_new);
         for (alt, target) in &self.alternates {
             let value = data.get_k(alt).filter(|v| v.is_truthy()).cloned();
             if let Some(v) = value.filter(|_| !data.truthy_k(target)) {
@@ -234,7 +248,6 @@ impl FilterRegex {
             };
             data.set(target, Value::Tuple(combined));
         }
-        data
     }
 }
 
