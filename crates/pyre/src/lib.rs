@@ -26,6 +26,8 @@ mod parse;
 #[cfg(feature = "pcre2")]
 mod pcre;
 #[cfg(feature = "pcre2")]
+mod pcre_sys;
+#[cfg(feature = "pcre2")]
 mod prune;
 mod rewrite;
 mod tables;

@@ -11,16 +11,15 @@
 
 use std::sync::Mutex;
 
-use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
-
+use crate::pcre_sys::{Code, MatchData};
 use crate::{Locations, ast, lower, with_spare};
 
 pub(crate) struct Pcre {
-    regex: Regex,
+    code: Code,
     /// Match data for reuse, held for the length of a search, so searching needs no
     /// allocation after the first line; a search that finds it in use (another thread
-    /// on the same pattern) makes its own.
-    spare: Mutex<Option<CaptureLocations>>,
+    /// on the same pattern) makes its own. `Some(None)`: PCRE2 could not allocate it.
+    spare: Mutex<Option<Option<MatchData>>>,
     line_tail: Option<Box<LineTail>>,
 }
 
@@ -59,21 +58,9 @@ impl Pcre {
 
     /// Compiles an emitted pattern, or `None` when PCRE2 refuses it.
     pub(crate) fn compile(text: &str) -> Option<Pcre> {
-        // UCP brings PCRE2_MATCH_INVALID_UTF, which spares a validity scan of every
-        // haystack (ours are `str`s, valid by construction); the emission does not
-        // use anything UCP changes.
-        let regex = RegexBuilder::new()
-            .utf(true)
-            .ucp(true)
-            // The default 32 KiB JIT stack runs out on a long line with a lazy loop, and
-            // the search would go to a slower engine; the stack is reserved, not used,
-            // until a search needs it.
-            .max_jit_stack_size(Some(1 << 20))
-            .jit_if_available(true)
-            .build(text)
-            .ok()?;
+        let code = Code::compile(text)?;
         Some(Pcre {
-            regex,
+            code,
             spare: Mutex::new(None),
             line_tail: None,
         })
@@ -87,7 +74,7 @@ impl Pcre {
 
     /// Number of groups, the whole match included.
     pub(crate) fn group_len(&self) -> usize {
-        self.regex.captures_len()
+        self.code.group_len()
     }
 
     /// Searches from byte `start` (earlier text still counts for lookbehinds).
@@ -139,25 +126,22 @@ impl Pcre {
         })
     }
 
-    fn search(
-        &self,
-        haystack: &str,
-        start: usize,
-        record: impl FnOnce(&CaptureLocations),
-    ) -> Outcome {
+    fn search(&self, haystack: &str, start: usize, record: impl FnOnce(&MatchData)) -> Outcome {
         with_spare(
             &self.spare,
-            || self.regex.capture_locations(),
-            |locs| match self
-                .regex
-                .captures_read_at(locs, haystack.as_bytes(), start)
-            {
-                Ok(Some(_)) => {
-                    record(locs);
-                    Outcome::Match
+            || self.code.match_data(),
+            |data| {
+                let Some(data) = data.as_mut() else {
+                    return Outcome::Undecided;
+                };
+                match self.code.find(data, haystack.as_bytes(), start) {
+                    Ok(true) => {
+                        record(data);
+                        Outcome::Match
+                    }
+                    Ok(false) => Outcome::NoMatch,
+                    Err(_) => Outcome::Undecided,
                 }
-                Ok(None) => Outcome::NoMatch,
-                Err(_) => Outcome::Undecided,
             },
         )
     }
