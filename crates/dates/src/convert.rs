@@ -19,6 +19,7 @@ use crate::civil::{Civil, SECONDS_PER_DAY, civil_from_days, days_from_civil, in_
 use crate::codes::{MONTH_ABBRS, MONTH_NAMES, WEEKDAY_ABBRS, WEEKDAY_NAMES};
 use crate::pytext::py_int;
 use crate::template::Field;
+use crate::tz::MktimeRun;
 use crate::zones::{ZoneError, fixed_offset_minutes};
 
 const MICROS: i64 = 1_000_000;
@@ -96,11 +97,13 @@ impl Shift {
     /// The conversion of the fields this shift was left by with the seconds `second`
     /// instead; `None` where this cannot tell it (a second out of range, a result at
     /// the end of the range, another year of "now", the other side of the inference).
-    fn seconds(
+    #[inline]
+    pub(crate) fn seconds(
         self,
         second: i128,
         zone: DefaultZone<'_>,
         now_local: &mut impl FnMut() -> Option<i64>,
+        run: &mut MktimeRun,
     ) -> Option<Result<Converted, Failure>> {
         let second = i64::try_from(second).ok().filter(|s| (0..60).contains(s))?;
         let d = second - self.second;
@@ -123,7 +126,7 @@ impl Shift {
         }
         let inferred = self.inferred + d;
         let epoch = match zone {
-            DefaultZone::Rules(tz) if !self.fixed => match tz.mktime_naive(inferred) {
+            DefaultZone::Rules(tz) if !self.fixed => match tz.mktime_naive_along(inferred, run) {
                 Some(epoch) => epoch,
                 None => return Some(Err(Failure::Fatal("OverflowError"))),
             },
@@ -210,7 +213,7 @@ pub(crate) fn fields_to_epoch<'a>(
     zone: DefaultZone<'_>,
     now_local: impl FnMut() -> Option<i64>,
 ) -> Result<Converted, Failure> {
-    Fields::read(fields, am_pm)?.resolve(zone, now_local)
+    Fields::read(fields, am_pm)?.resolve(zone, now_local, &mut MktimeRun::default())
 }
 
 /// The values of a date's fields as read from its text: what the conversion does before
@@ -313,11 +316,13 @@ impl Fields {
         shift: Option<Shift>,
         zone: DefaultZone<'_>,
         mut now_local: impl FnMut() -> Option<i64>,
+        run: &mut MktimeRun,
     ) -> Result<Converted, Failure> {
-        if let Some(converted) = shift.and_then(|s| s.seconds(self.second, zone, &mut now_local)) {
+        let shifted = shift.and_then(|s| s.seconds(self.second, zone, &mut now_local, run));
+        if let Some(converted) = shifted {
             return converted;
         }
-        self.resolve(zone, now_local)
+        self.resolve(zone, now_local, run)
     }
 
     /// These fields with the seconds read from `text` instead, as [`Fields::read`]
@@ -329,6 +334,11 @@ impl Fields {
         })
     }
 
+    /// Sets the seconds to `second`, as [`Fields::with_second`] does for its text.
+    pub(crate) fn set_second(&mut self, second: i128) {
+        self.second = second;
+    }
+
     /// The time of these fields (see the module docs).
     ///
     /// `now_local` yields the local wall clock of "now" in microseconds; it is only
@@ -337,6 +347,7 @@ impl Fields {
         self,
         zone: DefaultZone<'_>,
         mut now_local: impl FnMut() -> Option<i64>,
+        run: &mut MktimeRun,
     ) -> Result<Converted, Failure> {
         let Fields {
             year,
@@ -484,7 +495,7 @@ impl Fields {
         let epoch = match (offset, zone) {
             (Some(_), _) => result,
             (None, DefaultZone::Rules(tz)) => tz
-                .mktime_naive(result)
+                .mktime_naive_along(result, run)
                 .ok_or(Failure::Fatal("OverflowError"))?,
             (None, DefaultZone::Fixed(_)) => result,
         };

@@ -26,8 +26,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rampart_pyre::{DecidingPrefix, Locations, Regex};
 
 use crate::convert::{self, AmPm, DefaultZone, Failure, Fields, Shift};
-use crate::pytext::{byte_of_char, char_at, char_len, char_of_byte, is_py_alnum, py_strip};
+use crate::pytext::{
+    byte_of_char, char_after, char_at, char_before, char_len, char_of_byte, is_py_alnum, py_strip,
+};
 use crate::template::{self, Kind, LINE_BEGIN, Spec, Template};
+use crate::tz::MktimeRun;
 use crate::{DateError, DateMatch, Error, TimeZone, codes};
 
 /// fail2ban's default templates, in its order, written in its pattern syntax. Their texts
@@ -136,8 +139,13 @@ struct LastEnd {
 struct ConversionCache {
     template_id: u64,
     zone_id: u64,
-    text: String,
+    /// The date text (bytes, so that the seconds can be written over in place).
+    text: Vec<u8>,
     spans: Vec<Option<(usize, usize)>>,
+    /// The span of the template's one seconds field in `spans`, when no other field
+    /// reaches into it: a text that differs from `text` only there has the same fields
+    /// but for the seconds (see [`DateDetector::fields_but_second`]).
+    second_span: Option<(usize, usize)>,
     /// The search (its number in [`DateDetector::searches`]) and the hit whose groups
     /// `spans` were taken from: while they are the groups in the locations, `spans`
     /// is what they give again.
@@ -150,6 +158,55 @@ struct ConversionCache {
     needs_now: bool,
     valid_from: i64,
     valid_to: i64,
+}
+
+impl ConversionCache {
+    /// Records the result of converting the cached text.
+    fn settle(&mut self, result: Result<convert::Converted, Failure>, used_now: bool) {
+        self.shift = result.ok().and_then(|c| c.shift);
+        self.outcome = Some(result.map(|c| c.epoch));
+        self.needs_now = used_now;
+        (self.valid_from, self.valid_to) = match result {
+            Ok(c) => (c.valid_from, c.valid_to),
+            // A failure that depends on now is not reused.
+            Err(_) if used_now => (0, 0),
+            Err(_) => (i64::MIN, i64::MAX),
+        };
+    }
+
+    /// Whether `text` has the cached text's length and bytes outside `a..b`.
+    fn differs_at_most_in(&self, text: &[u8], a: usize, b: usize) -> bool {
+        let old = self.text.as_slice();
+        old.len() == text.len()
+            && matches!((old.get(..a), text.get(..a)), (Some(x), Some(y)) if same_bytes(x, y))
+            && matches!((old.get(b..), text.get(b..)), (Some(x), Some(y)) if same_bytes(x, y))
+    }
+}
+
+/// `x == y`, eight bytes at a time (date texts are a few words long: a call to
+/// `memcmp` costs more than the comparison).
+fn same_bytes(x: &[u8], y: &[u8]) -> bool {
+    fn word(s: &[u8], at: usize) -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+    let n = x.len();
+    if n != y.len() {
+        return false;
+    }
+    if n < 8 {
+        return x.iter().zip(y).fold(0, |d, (a, b)| d | (a ^ b)) == 0;
+    }
+    let mut at = 0;
+    while at + 8 < n {
+        if word(x, at) != word(y, at) {
+            return false;
+        }
+        at += 8;
+    }
+    // The last eight bytes, overlapping the words compared before.
+    word(x, n - 8) == word(y, n - 8)
 }
 
 /// The local offset of "now", kept while no zone transition is crossed.
@@ -191,7 +248,12 @@ pub struct DateDetector {
     spans_scratch: Vec<Option<(usize, usize)>>,
     conversion: ConversionCache,
     now_offset: Option<NowOffset>,
+    /// What `mktime` of the zones converted in tells of the next calls.
+    mktime_run: MktimeRun,
     reuse: Option<Reuse>,
+    /// Conversions [`DateDetector::convert_seconds`] gave, for tests to tell.
+    #[cfg(test)]
+    seconds_taken: usize,
 }
 
 /// Bytes after a match that must agree for a result to be reused: the word-end
@@ -268,7 +330,10 @@ impl DateDetector {
             spans_scratch: Vec::new(),
             conversion: ConversionCache::default(),
             now_offset: None,
+            mktime_run: MktimeRun::default(),
             reuse: None,
+            #[cfg(test)]
+            seconds_taken: 0,
         };
         let patterns = datepattern
             .into_iter()
@@ -498,11 +563,11 @@ impl DateDetector {
         }
         // fail2ban reads `line[start]` and `line[end - 1]` here and fails on the line
         // when the match is empty at its end.
-        let first = line[start..].chars().next();
+        let first = char_after(line, start);
         let last = if end == 0 {
             line.chars().next_back()
         } else {
-            line[..end].chars().next_back()
+            char_before(line, end)
         };
         if first.is_none() || last.is_none() {
             return Some(Err(DateMatch {
@@ -514,13 +579,13 @@ impl DateDetector {
         }
         self.last_start = LastStart {
             at: start_char,
-            before: line[..start].chars().next_back(),
+            before: char_before(line, start),
             first,
         };
         self.last_end = LastEnd {
             at: end_char,
             last,
-            after: line[end..].chars().next(),
+            after: char_after(line, end),
         };
         let mut current = index;
         if index != 0 && index != self.last_index {
@@ -873,10 +938,15 @@ impl DateDetector {
             }
         }
         let text = &line[g0_start..g0_end];
+        if known_groups
+            && let Some(outcome) = self.convert_seconds(text.as_bytes(), zone_id, now, local)
+        {
+            return outcome;
+        }
         let cache = &self.conversion;
         let same_spans = known_groups
             || (cacheable && cache.template_id == template.id && cache.spans == self.spans_scratch);
-        let same_key = same_spans && cache.zone_id == zone_id && cache.text == text;
+        let same_key = same_spans && cache.zone_id == zone_id && cache.text == text.as_bytes();
         if same_key && let Some(outcome) = cache.outcome {
             if !cache.needs_now {
                 return outcome;
@@ -923,11 +993,13 @@ impl DateDetector {
         };
         let mut now_cache = self.now_offset;
         let mut used_now = false;
+        let run = &mut self.mktime_run;
         let result = fields.and_then(|f| {
-            f.resolve_after(shift, zone, || {
+            let now_local = || {
                 used_now = true;
                 now_local_micros(&mut now_cache, now, local)
-            })
+            };
+            f.resolve_after(shift, zone, now_local, run)
         });
         self.now_offset = now_cache;
         let outcome = result.map(|c| c.epoch);
@@ -936,21 +1008,22 @@ impl DateDetector {
             cache.template_id = template.id;
             cache.zone_id = zone_id;
             cache.text.clear();
-            cache.text.push_str(text);
+            cache.text.extend_from_slice(text.as_bytes());
             if !known_groups {
                 std::mem::swap(&mut cache.spans, &mut self.spans_scratch);
+                cache.second_span = template.second_field.and_then(|k| {
+                    let (a, b) = cache.spans.get(k).copied().flatten()?;
+                    let apart = cache
+                        .spans
+                        .iter()
+                        .enumerate()
+                        .all(|(i, span)| i == k || span.is_none_or(|(s, e)| e <= a || s >= b));
+                    apart.then_some((a, b))
+                });
             }
             cache.groups = Some((self.searches, hit));
             cache.fields = fields.ok();
-            cache.shift = result.ok().and_then(|c| c.shift);
-            cache.outcome = Some(outcome);
-            cache.needs_now = used_now;
-            (cache.valid_from, cache.valid_to) = match result {
-                Ok(c) => (c.valid_from, c.valid_to),
-                // A failure that depends on now is not reused.
-                Err(_) if used_now => (0, 0),
-                Err(_) => (i64::MIN, i64::MAX),
-            };
+            cache.settle(result, used_now);
         } else {
             self.conversion.outcome = None;
             self.conversion.groups = None;
@@ -969,24 +1042,86 @@ impl DateDetector {
         text: &str,
     ) -> Option<Result<Fields, Failure>> {
         let cache = &self.conversion;
-        let k = template.second_field?;
         let cached = cache.fields?;
         if cache.template_id != template.id {
             return None;
         }
-        let (a, b) = cache.spans.get(k).copied().flatten()?;
-        let apart = cache
-            .spans
-            .iter()
-            .enumerate()
-            .all(|(i, span)| i == k || span.is_none_or(|(s, e)| e <= a || s >= b));
-        let (new, old) = (text.as_bytes(), cache.text.as_bytes());
-        let same_around =
-            new.len() == old.len() && new.get(..a) == old.get(..a) && new.get(b..) == old.get(b..);
-        if !(apart && same_around) {
+        let (a, b) = cache.second_span?;
+        if !cache.differs_at_most_in(text.as_bytes(), a, b) {
             return None;
         }
         Some(cached.with_second(text.get(a..b)?))
+    }
+
+    /// The conversion of a date whose groups are the cached conversion's (taken from
+    /// the same search) and whose text differs from the cached one in the seconds
+    /// alone; what the general path in [`DateDetector::convert`] gives (fields from
+    /// [`DateDetector::fields_but_second`], time from [`Shift::seconds`]) and leaves in
+    /// the cache, without its copies. `None` where that path would not take the time
+    /// from the shift (then nothing has changed), or for the cached text itself.
+    ///
+    /// Why this is exact: with the same groups the general path finds the same spans
+    /// (`same_spans`), not the same text (`same_key` fails), then the cached fields
+    /// with the seconds read anew (same template, `second_span` apart from the other
+    /// fields, the same bytes around it), and the cached shift (a success in this
+    /// zone): it asks [`Shift::seconds`] the same question with the same clock, and
+    /// records what is recorded here (template, zone, spans and groups stay).
+    fn convert_seconds(
+        &mut self,
+        text: &[u8],
+        zone_id: u64,
+        now: f64,
+        local: &TimeZone,
+    ) -> Option<Result<f64, Failure>> {
+        let cache = &self.conversion;
+        let (a, b) = cache.second_span?;
+        // The general path takes a shift only from a cached success in this zone.
+        let shift = cache.shift?;
+        if cache.zone_id != zone_id || cache.outcome.is_none() || cache.fields.is_none() {
+            return None;
+        }
+        let digits = text.get(a..b)?;
+        if !cache.differs_at_most_in(text, a, b) || cache.text.get(a..b) == Some(digits) {
+            return None;
+        }
+        // `py_int` reads one or two ASCII digits (bytes of their own characters, so
+        // `a` and `b` are character boundaries) as their decimal value; anything else
+        // goes the general way.
+        let second = match *digits {
+            [d] if d.is_ascii_digit() => i128::from(d - b'0'),
+            [t, u] if t.is_ascii_digit() && u.is_ascii_digit() => {
+                i128::from(t - b'0') * 10 + i128::from(u - b'0')
+            }
+            _ => return None,
+        };
+        let zone = match &self.log_zone {
+            LogZone::Local => DefaultZone::Rules(local),
+            LogZone::Fixed(m) => DefaultZone::Fixed(*m),
+            LogZone::Rules(z) => DefaultZone::Rules(z),
+        };
+        let mut now_cache = self.now_offset;
+        let mut used_now = false;
+        let mut now_local = || {
+            used_now = true;
+            now_local_micros(&mut now_cache, now, local)
+        };
+        let result = shift.seconds(second, zone, &mut now_local, &mut self.mktime_run)?;
+        self.now_offset = now_cache;
+        let cache = &mut self.conversion;
+        // Outside the seconds the text is the cached one already (one or two bytes:
+        // copied without a call to `memcpy`).
+        for (old, new) in cache.text.get_mut(a..b)?.iter_mut().zip(digits) {
+            *old = *new;
+        }
+        if let Some(fields) = &mut cache.fields {
+            fields.set_second(second);
+        }
+        cache.settle(result, used_now);
+        #[cfg(test)]
+        {
+            self.seconds_taken += 1;
+        }
+        Some(result.map(|c| c.epoch))
     }
 
     fn now_local_micros(&mut self, now: f64, local: &TimeZone) -> Option<i64> {
@@ -1337,10 +1472,39 @@ mod tests {
     /// the shape (seconds 60 to 99, one-digit fields, a date further in, text that is
     /// not ASCII, a year or microseconds after the seconds), so that other templates
     /// win in between and the digits that the template tells apart are refused.
+    ///
+    /// The detector compared with goes the full way through the conversion as well
+    /// (fields read anew, `mktime` asked afresh), in a zone whose changes fall inside
+    /// a minute (so the seconds alone cross them), in a zone file's, and in a
+    /// configured fixed offset: most lines' times come from the last one's by their
+    /// seconds alone (see [`DateDetector::convert_seconds`]), across the gap, the fold,
+    /// the leap seconds 60 and 61 (refused: the general way takes them), New Year and
+    /// the year inference turning.
     #[test]
     fn matches_taken_again_with_other_digits_equal_full_matches() {
+        let mut zones = vec![
+            ("CET-01CEST-02,M3.5.0/2:00:30,M10.5.0/3:00:30", None),
+            (
+                "CET-01CEST-02,M3.5.0/2:00:30,M10.5.0/3:00:30",
+                Some("UTC+0200"),
+            ),
+        ];
+        if std::path::Path::new("/usr/share/zoneinfo/Europe/Berlin").is_file() {
+            zones.push(("Europe/Berlin", None));
+        }
+        for (zone, log_zone) in zones {
+            let log_zone = log_zone.map(|z| TimeZone::from_log_timezone(z).expect("valid"));
+            let (moved, taken) = moved_digits_equal_full_matches(zone, log_zone);
+            let context = format!("{zone}: {moved} lines taken again, {taken} from the seconds");
+            assert!(moved > 5_000, "{context}");
+            assert!(taken > moved / 2, "{context}");
+        }
+    }
+
+    /// See [`matches_taken_again_with_other_digits_equal_full_matches`]: the lines
+    /// taken again with other digits and the conversions from their seconds alone.
+    fn moved_digits_equal_full_matches(zone: &str, log_zone: Option<TimeZone>) -> (usize, usize) {
         use crate::civil::Civil;
-        let zone = "CET-01CEST-02,M3.5.0/2:00:30,M10.5.0/3:00:30";
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         let mut random = move |n: u64| {
             seed ^= seed << 13;
@@ -1364,7 +1528,7 @@ mod tests {
             Some("{^LN-BEG}%H:%M:%S"),
             Some("^%b %d %H:%M:%S(?:,%f)?"),
         ];
-        let mut moved = 0;
+        let (mut moved, mut taken) = (0, 0);
         for pattern in patterns {
             for &(y, mo, d, h, mi, se) in &starts {
                 let start = Civil {
@@ -1380,6 +1544,8 @@ mod tests {
                 let (zone_a, zone_b) = (tz(), tz());
                 let mut moving = DateDetector::with_current_year(pattern, 2026).expect("compiles");
                 let mut full = DateDetector::with_current_year(pattern, 2026).expect("compiles");
+                moving.set_log_timezone(log_zone.clone());
+                full.set_log_timezone(log_zone.clone());
                 // "Now" a few minutes after the first date: later dates pass it and go
                 // to the year before.
                 let mut now = (start.to_naive() - 3600 + 300) as f64;
@@ -1399,6 +1565,8 @@ mod tests {
                     let mut second = format!("{:02}", c.second);
                     if random(40) == 0 {
                         second = format!("{}", 60 + random(40));
+                    } else if random(40) == 0 {
+                        second = format!("{}", 60 + random(2));
                     } else if random(40) == 0 {
                         second = format!("{}", c.second);
                     }
@@ -1432,6 +1600,8 @@ mod tests {
                     };
                     let before = moving.searches;
                     full.reuse = None;
+                    full.conversion.fields = None;
+                    full.mktime_run = MktimeRun::default();
                     let got = moving.match_time(&line, now, &zone_a);
                     let want = full.match_time(&line, now, &zone_b);
                     let context = format!("{pattern:?} line {i}: {line:?}");
@@ -1441,12 +1611,10 @@ mod tests {
                     moved += usize::from(before == moving.searches && got != last);
                     last = got;
                 }
+                taken += moving.seconds_taken;
             }
         }
-        assert!(
-            moved > 5_000,
-            "only {moved} lines were taken again with other digits"
-        );
+        (moved, taken)
     }
 
     /// Dates one second apart, where the conversion starts from the previous date's
@@ -1585,6 +1753,7 @@ mod tests {
         let mut taken = String::new();
         for (i, &(line, now)) in lines.iter().enumerate() {
             full.conversion.fields = None;
+            full.mktime_run = MktimeRun::default();
             let got = reading.match_time(line, now, &reading_zone);
             let want = full.match_time(line, now, &full_zone);
             assert_eq!(got, want, "{line:?}");

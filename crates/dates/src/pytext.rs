@@ -163,6 +163,23 @@ pub(crate) fn char_of_byte(s: &str, byte: usize) -> usize {
     }
 }
 
+/// `s[..byte].chars().next_back()`: an ASCII byte before `byte` is that character
+/// (it ends one, and no other byte of a character is ASCII).
+pub(crate) fn char_before(s: &str, byte: usize) -> Option<char> {
+    match byte.checked_sub(1).and_then(|i| s.as_bytes().get(i)) {
+        Some(&b) if b.is_ascii() => Some(char::from(b)),
+        _ => s[..byte].chars().next_back(),
+    }
+}
+
+/// `s[byte..].chars().next()`: an ASCII byte at `byte` is that character.
+pub(crate) fn char_after(s: &str, byte: usize) -> Option<char> {
+    match s.as_bytes().get(byte) {
+        Some(&b) if b.is_ascii() => Some(char::from(b)),
+        _ => s[byte..].chars().next(),
+    }
+}
+
 /// Python's `line[i]` for a character index, `None` past the end.
 pub(crate) fn char_at(s: &str, index: usize) -> Option<char> {
     let b = byte_of_char(s, index);

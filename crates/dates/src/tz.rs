@@ -51,6 +51,18 @@ impl fmt::Display for TimeZone {
     }
 }
 
+/// What the `mktime` calls of a zone with rules have learnt of it: while its seed is
+/// `seed`, a request whose first probe (`local + seed`) falls in `[from, to)`, over
+/// which the zone's offset is `-seed`, gets that probe as its answer and leaves the
+/// seed alone. Zone 0 is no zone's: the default run tells nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MktimeRun {
+    zone: u64,
+    seed: i64,
+    from: i64,
+    to: i64,
+}
+
 /// Default directory of compiled zone files, as glibc's `TZDIR`.
 const DEFAULT_TZDIR: &str = "/usr/share/zoneinfo";
 /// glibc's zone when `TZ` is unset.
@@ -248,6 +260,50 @@ impl TimeZone {
         Some(t)
     }
 
+    /// [`TimeZone::mktime_naive`], answered from `run` when it tells the answer (see
+    /// [`MktimeRun`]), which a call that finds the same offset as the one before it
+    /// sets for the calls to come.
+    #[inline]
+    pub(crate) fn mktime_naive_along(&self, local: i64, run: &mut MktimeRun) -> Option<i64> {
+        if let Rules::Fixed(_) = self.zone.rules {
+            return self.mktime_naive(local);
+        }
+        let seed = self.zone.mktime_seed.load(Ordering::Relaxed);
+        if run.zone == self.zone.id
+            && run.seed == seed
+            && let Some(t) = local.checked_add(seed)
+            && (run.from..run.to).contains(&t)
+        {
+            // Why this is exact: `mktime_naive` would probe `t` first, find the offset
+            // `-seed` there (the zone keeps it over the run), so no error, stop, and
+            // store `t - local`, which is the seed it already holds.
+            return Some(t);
+        }
+        self.mktime_naive_learning(local, seed, run)
+    }
+
+    /// [`TimeZone::mktime_naive`] for a request the run does not tell (the zone's seed
+    /// being `seed`), setting the run from its answer.
+    #[cold]
+    fn mktime_naive_learning(&self, local: i64, seed: i64, run: &mut MktimeRun) -> Option<i64> {
+        let t = self.mktime_naive(local)?;
+        // Only when the seed stays (the common case: no transition between this
+        // request and the last one): a seed that keeps changing (another detector on
+        // this zone, in another season) would pay for the span at every call.
+        if t.checked_sub(local) == Some(seed)
+            && let Some((offset, from, to)) = self.offset_span(t)
+            && i64::from(offset) == -seed
+        {
+            *run = MktimeRun {
+                zone: self.zone.id,
+                seed,
+                from,
+                to,
+            };
+        }
+        Some(t)
+    }
+
     /// `time.mktime` of a local date and time; `None` where the fields are not a valid
     /// date-time or mktime fails.
     pub fn mktime(
@@ -440,6 +496,60 @@ mod tests {
             tz.mktime_naive(naive(2005, 10, 30, 1, 30)),
             Some(1_130_632_200)
         );
+    }
+
+    /// Requests around the gaps and folds of zones with rules (transitions at whole
+    /// hours and at odd seconds), in runs and jumping between seasons: answered along
+    /// a run, they get what `mktime_naive` gives in the same order, seeds included,
+    /// and most of them from the run.
+    #[test]
+    fn mktime_along_a_run_equals_mktime() {
+        let mut zones = vec!["CET-01CEST-02,M3.5.0/2:00:30,M10.5.0/3:00:30", CORPUS_TZ];
+        if Path::new("/usr/share/zoneinfo/Europe/Berlin").is_file() {
+            zones.push("Europe/Berlin");
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut random = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let starts = [
+            naive(2005, 3, 27, 1, 58),
+            naive(2005, 10, 30, 1, 58),
+            naive(2005, 10, 30, 2, 58),
+            naive(2005, 12, 31, 23, 58),
+            naive(2005, 8, 14, 12, 0),
+        ];
+        for zone in zones {
+            let (along, plain) = (
+                TimeZone::from_tz_value(Some(zone)),
+                TimeZone::from_tz_value(Some(zone)),
+            );
+            let mut run = MktimeRun::default();
+            let mut hits = 0;
+            let mut local = starts[0];
+            for i in 0..20_000 {
+                local = match random(200) {
+                    0 => starts[random(starts.len() as u64) as usize],
+                    1 => local + 86_400 * 180,
+                    2 => local - 3600,
+                    _ => local + random(5) as i64,
+                };
+                let seed_before = along.zone.mktime_seed.load(Ordering::Relaxed);
+                let hit = run.zone == along.id()
+                    && run.seed == seed_before
+                    && (run.from..run.to).contains(&(local + seed_before));
+                let got = along.mktime_naive_along(local, &mut run);
+                let want = plain.mktime_naive(local);
+                assert_eq!(got, want, "{zone} request {i}: {local}");
+                let seeds = [&along, &plain].map(|z| z.zone.mktime_seed.load(Ordering::Relaxed));
+                assert_eq!(seeds[0], seeds[1], "{zone} request {i}: {local}");
+                hits += usize::from(hit);
+            }
+            assert!(hits > 15_000, "{zone}: only {hits} answers from the run");
+        }
     }
 
     #[test]
