@@ -108,32 +108,26 @@ impl Code {
         } else {
             subject.as_ptr()
         };
+        // The same signature: `pcre2_match` without the JIT.
+        let entry = if self.jit {
+            pcre2_jit_match_8
+        } else {
+            pcre2_match_8
+        };
         // SAFETY: the pattern and match data are live; the match data was made for a
         // pattern with as many groups (its ovector has room for all); the subject
         // pointer and length describe readable memory and `start` lies within it; a
         // UTF-8 subject need not be valid, the pattern having MATCH_INVALID_UTF.
         let rc = unsafe {
-            if self.jit {
-                pcre2_jit_match_8(
-                    self.code.as_ptr(),
-                    pointer,
-                    subject.len(),
-                    start,
-                    0,
-                    data.data.as_ptr(),
-                    data.context.as_ptr(),
-                )
-            } else {
-                pcre2_match_8(
-                    self.code.as_ptr(),
-                    pointer,
-                    subject.len(),
-                    start,
-                    0,
-                    data.data.as_ptr(),
-                    data.context.as_ptr(),
-                )
-            }
+            entry(
+                self.code.as_ptr(),
+                pointer,
+                subject.len(),
+                start,
+                0,
+                data.data.as_ptr(),
+                data.context.as_ptr(),
+            )
         };
         data.subject_len = subject.len();
         match rc {
