@@ -235,3 +235,37 @@ impl Drop for MatchData {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_empty_subjects_offsets_and_invalid_utf8() {
+        let code = Code::compile("(a)|(b)").expect("compiles");
+        assert_eq!(code.group_len(), 3);
+        let mut data = code.match_data().expect("match data");
+        assert_eq!(code.find(&mut data, b"xb", 0), Ok(true));
+        assert_eq!(
+            (data.get(0), data.get(1), data.get(2)),
+            (Some((1, 2)), None, Some((1, 2)))
+        );
+        // Past the ovector: no group.
+        assert_eq!(data.get(3), None);
+        // From an offset, and an offset beyond the subject refused.
+        assert_eq!(code.find(&mut data, b"ab", 1), Ok(true));
+        assert_eq!(data.get(0), Some((1, 2)));
+        assert!(code.find(&mut data, b"ab", 3).is_err());
+        assert_eq!(code.find(&mut data, b"", 0), Ok(false));
+        let empty = Code::compile("^$").expect("compiles");
+        let mut data = empty.match_data().expect("match data");
+        assert_eq!(empty.find(&mut data, b"", 0), Ok(true));
+        assert_eq!(data.get(0), Some((0, 0)));
+        // Invalid UTF-8 is searched around, not refused.
+        assert_eq!(
+            code.find(&mut code.match_data().expect("md"), b"\xff\xfeb", 0),
+            Ok(true)
+        );
+        assert!(Code::compile("(").is_none());
+    }
+}
