@@ -30,7 +30,7 @@ pub(crate) fn rewrite(root: &Node) -> Node {
     {
         node = expanded;
     }
-    let node = contextual(&node, &Before::Unknown, &[]);
+    let node = contextual(&node, &Before::Unknown, &After::NOTHING);
     simplify(node)
 }
 
@@ -549,18 +549,74 @@ fn set_strings(set: &ClassUnicode) -> Option<Vec<String>> {
 // Context-dependent rewrites: lookbehinds, boundary lookaheads, tempered loops
 // ---------------------------------------------------------------------------------
 
-/// What can precede a position.
-#[derive(Clone, Debug)]
-enum Before {
+/// What can precede a position, worked out only where a lookbehind asks: most of a
+/// pattern has none, and working it out at every element of every sequence walked
+/// each element's subtree once per enclosing sequence.
+#[derive(Clone, Copy)]
+enum Before<'a> {
     /// Possibly nothing (the start of the text), or anything.
     Unknown,
-    /// Always some character, from this set.
-    Char(ClassUnicode),
+    /// What `base` says, followed by the elements `items` of a sequence.
+    After {
+        base: &'a Before<'a>,
+        items: &'a [Node],
+    },
+}
+
+impl Before<'_> {
+    /// `None`: possibly nothing, or anything; otherwise always some character, from
+    /// this set. The elements are read from the last one back: the first that cannot
+    /// match empty ends the set, as it would have started it over going forwards.
+    fn chars(&self) -> Option<ClassUnicode> {
+        let Before::After { base, items } = self else {
+            return None;
+        };
+        let mut set = ClassUnicode::empty();
+        for item in items.iter().rev() {
+            set.union(&last_chars(item)?);
+            if !item.nullable() {
+                return Some(set);
+            }
+        }
+        let mut before = base.chars()?;
+        before.union(&set);
+        Some(before)
+    }
+}
+
+/// What follows a position: the elements `items`, then what follows them (`outer`).
+/// Linked rather than copied: each element of a sequence would otherwise get a copy
+/// of the rest of it and of everything after.
+#[derive(Clone, Copy)]
+struct After<'a> {
+    items: &'a [Node],
+    outer: Option<&'a After<'a>>,
+}
+
+impl<'a> After<'a> {
+    const NOTHING: After<'static> = After {
+        items: &[],
+        outer: None,
+    };
+
+    fn iter(&self) -> impl Iterator<Item = &'a Node> + use<'a> {
+        let mut at = Some(*self);
+        std::iter::from_fn(move || {
+            loop {
+                let here = at.as_mut()?;
+                if let Some((first, rest)) = here.items.split_first() {
+                    here.items = rest;
+                    return Some(first);
+                }
+                at = here.outer.copied();
+            }
+        })
+    }
 }
 
 /// Rewrites `node` knowing what precedes it and what follows it (`after`: the
 /// elements that come next, innermost first, as far as the sequence structure shows).
-fn contextual(node: &Node, before: &Before, after: &[&Node]) -> Node {
+fn contextual(node: &Node, before: &Before<'_>, after: &After<'_>) -> Node {
     match node {
         Node::Look {
             behind: true,
@@ -582,12 +638,16 @@ fn contextual(node: &Node, before: &Before, after: &[&Node]) -> Node {
         Node::Alt(items) => Node::Alt(items.iter().map(|i| contextual(i, before, after)).collect()),
         Node::Concat(items) => {
             let mut out = Vec::with_capacity(items.len());
-            let mut here = before.clone();
             for (i, item) in items.iter().enumerate() {
-                let mut follow: Vec<&Node> = items.get(i + 1..).unwrap_or(&[]).iter().collect();
-                follow.extend_from_slice(after);
+                let here = Before::After {
+                    base: before,
+                    items: items.get(..i).unwrap_or(&[]),
+                };
+                let follow = After {
+                    items: items.get(i + 1..).unwrap_or(&[]),
+                    outer: Some(after),
+                };
                 out.push(contextual(item, &here, &follow));
-                here = advance(&here, item);
             }
             Node::Concat(out)
         }
@@ -601,27 +661,9 @@ fn contextual(node: &Node, before: &Before, after: &[&Node]) -> Node {
             max: *max,
             greed: *greed,
             // Inside a loop the context is the loop itself; claim nothing.
-            sub: Box::new(contextual(sub, &Before::Unknown, &[])),
+            sub: Box::new(contextual(sub, &Before::Unknown, &After::NOTHING)),
         },
         _ => node.clone(),
-    }
-}
-
-/// The context after `item`, given the context before it.
-fn advance(before: &Before, item: &Node) -> Before {
-    let Some(last) = last_chars(item) else {
-        return Before::Unknown;
-    };
-    if !item.nullable() {
-        return Before::Char(last);
-    }
-    match before {
-        Before::Unknown => Before::Unknown,
-        Before::Char(b) => {
-            let mut set = b.clone();
-            set.union(&last);
-            Before::Char(set)
-        }
     }
 }
 
@@ -683,16 +725,14 @@ fn subset(a: &ClassUnicode, b: &ClassUnicode) -> bool {
 /// exists in that context) and is dropped. fail2ban's IPv6 tag ends in
 /// `(?:…|(?<=:):)` after a repetition whose every iteration ends in `:`.
 /// `(?<!L)` is dropped when no preceding character can lie in `L`.
-fn lookbehind(negate: bool, sub: &Node, before: &Before) -> Option<Node> {
+fn lookbehind(negate: bool, sub: &Node, before: &Before<'_>) -> Option<Node> {
     let set = single_char_set(sub)?;
-    let Before::Char(prev) = before else {
-        return None;
-    };
-    if !negate && subset(prev, &set) {
+    let prev = before.chars()?;
+    if !negate && subset(&prev, &set) {
         return Some(Node::Empty);
     }
     if negate {
-        let mut both = prev.clone();
+        let mut both = prev;
         both.intersect(&set);
         if both.ranges().is_empty() {
             return Some(Node::Empty);
@@ -732,7 +772,7 @@ fn is_word_class(node: &Node, negated: bool) -> Option<bool> {
 /// `(?=^|\b|\W)` differs from that only at the end of the text after a non-word
 /// character (where `^`, `\b` and `\W` all fail), so it is rewritten only when what
 /// follows cannot match the empty string at the end of the text anyway.
-fn boundary_lookahead(sub: &Node, after: &[&Node]) -> Option<Node> {
+fn boundary_lookahead(sub: &Node, after: &After<'_>) -> Option<Node> {
     let Node::Alt(items) = sub else {
         return None;
     };
@@ -774,7 +814,7 @@ fn boundary_lookahead(sub: &Node, after: &[&Node]) -> Option<Node> {
 ///
 /// Both sets have at most one member ending at a usable position, so priority
 /// among the loop's choices is moot.
-fn tempered(sub: &Node, after: &[&Node]) -> Option<Node> {
+fn tempered(sub: &Node, after: &After<'_>) -> Option<Node> {
     let (s, dotall) = tempered_parts(sub)?;
     let flat = flatten_follow(after);
     match flat.first() {
@@ -842,7 +882,7 @@ fn flatten_literal(node: &Node, out: &mut Vec<char>) -> Option<()> {
 
 /// The atoms that follow, with sequences and groups opened up (groups do not affect
 /// what text can follow) and empty nodes skipped.
-fn flatten_follow<'a>(after: &[&'a Node]) -> Vec<&'a Node> {
+fn flatten_follow<'a>(after: &After<'a>) -> Vec<&'a Node> {
     fn go<'a>(n: &'a Node, out: &mut Vec<&'a Node>) -> bool {
         match n {
             Node::Empty => true,
@@ -856,7 +896,7 @@ fn flatten_follow<'a>(after: &[&'a Node]) -> Vec<&'a Node> {
         }
     }
     let mut out = Vec::new();
-    for n in after {
+    for n in after.iter() {
         if !go(n, &mut out) {
             break;
         }
