@@ -954,7 +954,9 @@ fn line_shortcut(tree: &ast::Node) -> Option<usize> {
 fn build_linear(tree: &ast::Node) -> Option<Linear> {
     let mut caveats = lower::Caveats::default();
     // The Unicode lowering decides feasibility and the caveats; the automata come later.
-    lower::to_hir(tree, &mut caveats, false)?;
+    if !lower::lowers(tree, &mut caveats) {
+        return None;
+    }
     Some(Linear {
         prefix_dfa: OnceLock::new(),
         branches: OnceLock::new(),
@@ -1683,6 +1685,51 @@ mod tests {
         assert!(re.captures("xabcd", &mut locs));
         assert_eq!(locs.get(4), Some((4, 5)));
         assert_eq!(locs.text("xabcd", 3), Some("d"));
+    }
+
+    /// Whether the linear engine runs a pattern, and with which caveats, is decided
+    /// without lowering it; the answer must be the lowering's.
+    #[test]
+    fn lowering_is_foreseen() {
+        let patterns = [
+            r"^a$",
+            r"(?m)^a$",
+            r"\Aa\Z",
+            r"\ba\B",
+            r"(?a)\ba\B",
+            r"(?=^|\b|\W)\d+(?=\b|\W|$)",
+            r"(?a)(?=^|\b|\W)\d+(?=\b|\W|$)",
+            r"(?P<g>a)(?P=g)",
+            r"(a)\1",
+            r"(?>a)",
+            r"a++",
+            r"(?<=a)b",
+            r"(?<=:):",
+            r"(?:(?! from ).)*$",
+            r"(?P<u>\S+)|x (?(u)a|b)",
+            r"[\w.]*\w{2,}?",
+            r"",
+        ];
+        for pattern in patterns {
+            for ignore_case in [false, true] {
+                let flags = Flags {
+                    ignore_case,
+                    multiline: false,
+                };
+                let tree = parse::parse(pattern, parse_flags(flags))
+                    .expect("parses")
+                    .root;
+                let tree = rewrite::rewrite(&tree);
+                let mut foreseen = lower::Caveats::default();
+                let mut lowered = lower::Caveats::default();
+                let lowers = lower::lowers(&tree, &mut foreseen);
+                let hir = lower::to_hir(&tree, &mut lowered, false);
+                assert_eq!(lowers, hir.is_some(), "{pattern}");
+                if lowers {
+                    assert_eq!(foreseen, lowered, "{pattern}");
+                }
+            }
+        }
     }
 
     #[test]

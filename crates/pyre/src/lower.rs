@@ -46,40 +46,10 @@ pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats, ascii: bool) -> Option<
         Node::Char { c, case } => set(charset::char_set(*c, *case)),
         Node::Class(class) => set(charset::class_set(class)),
         Node::Any { dotall } => set(charset::any(*dotall)),
-        Node::Assert(a) => Hir::look(match *a {
-            Assertion::TextStart => Look::Start,
-            Assertion::LineStart => Look::StartLF,
-            Assertion::EndOrFinalNewline => {
-                caveats.single_line = true;
-                Look::EndLF
-            }
-            Assertion::LineEnd => Look::EndLF,
-            Assertion::TextEnd => Look::End,
-            Assertion::Boundary { ascii: true } => Look::WordAscii,
-            Assertion::Boundary { ascii: false } if ascii => Look::WordAscii,
-            Assertion::Boundary { ascii: false } => {
-                caveats.word_boundary = true;
-                Look::WordUnicode
-            }
-            Assertion::NotBetweenWords { ascii: a } => {
-                let (start, end) = if a || ascii {
-                    (Look::WordStartHalfAscii, Look::WordEndHalfAscii)
-                } else {
-                    caveats.word_boundary = true;
-                    (Look::WordStartHalfUnicode, Look::WordEndHalfUnicode)
-                };
-                return Some(Hir::alternation(vec![Hir::look(start), Hir::look(end)]));
-            }
-            Assertion::NotBoundary { ascii: a } => {
-                caveats.not_boundary = true;
-                if a || ascii {
-                    Look::WordAsciiNegate
-                } else {
-                    caveats.word_boundary = true;
-                    Look::WordUnicodeNegate
-                }
-            }
-        }),
+        Node::Assert(a) => match look(*a, caveats, ascii) {
+            Looks::One(l) => Hir::look(l),
+            Looks::Either(a, b) => Hir::alternation(vec![Hir::look(a), Hir::look(b)]),
+        },
         Node::Group { index, sub } => {
             let sub = to_hir(sub, caveats, ascii)?;
             match index {
@@ -126,6 +96,68 @@ pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats, ascii: bool) -> Option<
             return None;
         }
     })
+}
+
+/// The `regex` crate's assertions for a Python one: one, or either of two.
+enum Looks {
+    One(Look),
+    Either(Look, Look),
+}
+
+fn look(a: Assertion, caveats: &mut Caveats, ascii: bool) -> Looks {
+    Looks::One(match a {
+        Assertion::TextStart => Look::Start,
+        Assertion::LineStart => Look::StartLF,
+        Assertion::EndOrFinalNewline => {
+            caveats.single_line = true;
+            Look::EndLF
+        }
+        Assertion::LineEnd => Look::EndLF,
+        Assertion::TextEnd => Look::End,
+        Assertion::Boundary { ascii: true } => Look::WordAscii,
+        Assertion::Boundary { ascii: false } if ascii => Look::WordAscii,
+        Assertion::Boundary { ascii: false } => {
+            caveats.word_boundary = true;
+            Look::WordUnicode
+        }
+        Assertion::NotBetweenWords { ascii: a } => {
+            return if a || ascii {
+                Looks::Either(Look::WordStartHalfAscii, Look::WordEndHalfAscii)
+            } else {
+                caveats.word_boundary = true;
+                Looks::Either(Look::WordStartHalfUnicode, Look::WordEndHalfUnicode)
+            };
+        }
+        Assertion::NotBoundary { ascii: a } => {
+            caveats.not_boundary = true;
+            if a || ascii {
+                Look::WordAsciiNegate
+            } else {
+                caveats.word_boundary = true;
+                Look::WordUnicodeNegate
+            }
+        }
+    })
+}
+
+/// What `to_hir(node, caveats, false)` would say about `node` (whether it lowers, and
+/// its caveats) without building the `Hir`: deciding whether the linear engine runs
+/// a pattern is done for every pattern that runs, and the Unicode `Hir` it would
+/// build is rarely needed (nearly every haystack takes the ASCII automaton).
+pub(crate) fn lowers(node: &Node, caveats: &mut Caveats) -> bool {
+    match node {
+        Node::Empty | Node::Char { .. } | Node::Class(_) | Node::Any { .. } => true,
+        Node::Assert(a) => {
+            look(*a, caveats, false);
+            true
+        }
+        Node::Group { index, sub } => {
+            lowers(sub, caveats) && index.is_none_or(|i| u32::try_from(i).is_ok())
+        }
+        Node::Repeat { greed, sub, .. } => *greed != Greed::Possessive && lowers(sub, caveats),
+        Node::Concat(items) | Node::Alt(items) => items.iter().all(|n| lowers(n, caveats)),
+        Node::Look { .. } | Node::Backref { .. } | Node::Cond { .. } | Node::Atomic(_) => false,
+    }
 }
 
 fn class_hir(set: ClassUnicode) -> Hir {
