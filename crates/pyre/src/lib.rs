@@ -117,11 +117,7 @@ impl Linear {
         let slot = if ascii { &self.ascii } else { &self.unicode };
         slot.get_or_init(|| {
             let tree = source.rewritten()?;
-            build_meta(&lower::to_hir(
-                &tree,
-                &mut lower::Caveats::default(),
-                ascii,
-            )?)
+            build_meta(&lower::to_hir(tree, &mut lower::Caveats::default(), ascii)?)
         })
         .as_ref()
     }
@@ -129,7 +125,7 @@ impl Linear {
     /// The per-branch automata of a top-level alternation, built on first need.
     fn branches(&self, source: &Source) -> Option<&Branches> {
         self.branches
-            .get_or_init(|| Branches::new(&source.rewritten()?))
+            .get_or_init(|| Branches::new(source.rewritten()?))
             .as_ref()
     }
 
@@ -159,22 +155,59 @@ impl Linear {
 /// A pattern's text and flags, from which every tree is derived when an engine is
 /// built. Parsing succeeded once when the [`Regex`] was made, and parsing is a pure
 /// function of these two, so it succeeds again.
+///
+/// The trees an engine was built from are kept until the engines are released: a
+/// pattern that runs at all builds several engines from them within its first few
+/// lines (the plan, the ASCII automaton, PCRE2, the branch checks), and parsing and
+/// rewriting again for each was a good part of that. A pattern that never runs (its
+/// literals never seen) keeps none: [`Source::with_tree`] parses it for the moment.
 struct Source {
     pattern: String,
     flags: Flags,
+    tree: OnceLock<Option<Box<ast::Node>>>,
+    rewritten: OnceLock<Option<Box<ast::Node>>>,
 }
 
 impl Source {
+    fn new(pattern: &str, flags: Flags) -> Source {
+        Source {
+            pattern: pattern.to_string(),
+            flags,
+            tree: OnceLock::new(),
+            rewritten: OnceLock::new(),
+        }
+    }
+
     fn parsed(&self) -> Option<parse::Parsed> {
         parse::parse(&self.pattern, parse_flags(self.flags)).ok()
     }
 
-    fn tree(&self) -> Option<ast::Node> {
-        self.parsed().map(|p| p.root)
+    /// The parsed tree, kept.
+    fn tree(&self) -> Option<&ast::Node> {
+        self.tree
+            .get_or_init(|| self.parsed().map(|p| Box::new(p.root)))
+            .as_deref()
     }
 
-    fn rewritten(&self) -> Option<ast::Node> {
-        self.tree().map(|t| rewrite::rewrite(&t))
+    /// The rewritten tree, kept.
+    fn rewritten(&self) -> Option<&ast::Node> {
+        self.rewritten
+            .get_or_init(|| self.tree().map(|t| Box::new(rewrite::rewrite(t))))
+            .as_deref()
+    }
+
+    /// `f` of the parsed tree, kept or parsed for the moment only.
+    fn with_tree<R>(&self, f: impl FnOnce(&ast::Node) -> Option<R>) -> Option<R> {
+        match self.tree.get() {
+            Some(kept) => f(kept.as_deref()?),
+            None => f(&self.parsed()?.root),
+        }
+    }
+
+    /// Forgets the kept trees, with the engines built from them.
+    fn release(&mut self) {
+        self.tree = OnceLock::new();
+        self.rewritten = OnceLock::new();
     }
 }
 
@@ -251,10 +284,7 @@ impl Regex {
             reason,
         })?;
         Ok(Regex {
-            source: Source {
-                pattern: pattern.to_string(),
-                flags,
-            },
+            source: Source::new(pattern, flags),
             names: parsed.names,
             group_count: parsed.groups,
             plan: OnceLock::new(),
@@ -279,6 +309,7 @@ impl Regex {
     /// Drops the engines built so far; the next search builds them again. A daemon
     /// gives back the memory of a jail that has seen no line for a while.
     pub fn release_engines(&mut self) {
+        self.source.release();
         self.plan = OnceLock::new();
         self.fancy = OnceLock::new();
         #[cfg(feature = "pcre2")]
@@ -311,8 +342,8 @@ impl Regex {
                 .source
                 .rewritten()
                 .filter(|t| !t.is_fancy())
-                .and_then(|t| build_linear(&t));
-            let matches_lines_from = self.source.tree().as_ref().and_then(line_shortcut);
+                .and_then(build_linear);
+            let matches_lines_from = self.source.tree().and_then(line_shortcut);
             Box::new(Plan {
                 linear,
                 matches_lines_from,
@@ -335,7 +366,7 @@ impl Regex {
                 if !tree.any(&|n| matches!(n, ast::Node::Cond { .. } | ast::Node::Backref { .. })) {
                     return None;
                 }
-                prune::Pruned::new(&tree).map(Box::new)
+                prune::Pruned::new(tree).map(Box::new)
             })
             .as_deref()
     }
@@ -348,7 +379,7 @@ impl Regex {
     #[cfg(feature = "pcre2")]
     fn pcre(&self) -> Option<&pcre::Pcre> {
         self.pcre
-            .get_or_init(|| pcre::Pcre::new(&self.source.tree()?, self.group_count))
+            .get_or_init(|| pcre::Pcre::new(self.source.tree()?, self.group_count))
             .as_ref()
     }
 
@@ -362,7 +393,7 @@ impl Regex {
             .source
             .tree()
             .ok_or_else(|| "the pattern no longer parses".to_string())?;
-        let text = lower::to_fancy(&tree);
+        let text = lower::to_fancy(tree);
         fancy_regex::RegexBuilder::new(&text)
             .backtrack_limit(BACKTRACK_LIMIT)
             .build()
@@ -744,7 +775,7 @@ impl Regex {
     /// `None` when no such set is known; callers must then always run the pattern.
     pub fn required_literals(&self) -> Option<&RequiredLiterals> {
         self.literals
-            .get_or_init(|| literals::required(&self.source.tree()?))
+            .get_or_init(|| self.source.with_tree(literals::required))
             .as_ref()
     }
 }
@@ -989,7 +1020,7 @@ struct PrefixDfa {
 
 /// The anchored DFA of [`Regex::deciding_prefix`]: every thread kept (`All`), small.
 fn build_prefix_dfa(source: &Source) -> Option<PrefixDfa> {
-    let hir = lower::to_hir(&source.rewritten()?, &mut lower::Caveats::default(), true)?;
+    let hir = lower::to_hir(source.rewritten()?, &mut lower::Caveats::default(), true)?;
     if !hir
         .properties()
         .look_set_prefix()
@@ -1729,6 +1760,41 @@ mod tests {
                     assert_eq!(foreseen, lowered, "{pattern}");
                 }
             }
+        }
+    }
+
+    /// The kept trees stand for the pattern with its flags (a tree kept from other
+    /// flags, or from before a release, would build wrong engines), are kept only by
+    /// engine builds, and go with the engines.
+    #[test]
+    fn kept_trees_are_the_patterns_own() {
+        let pattern = r"^(?P<a>x)?(?(a)y|z)\w+ from (?:(?! from ).)*$";
+        let flags = Flags {
+            ignore_case: true,
+            multiline: false,
+        };
+        let mut regex = Regex::with_flags(pattern, flags).expect("compiles");
+        assert!(regex.required_literals().is_some());
+        assert!(regex.source.tree.get().is_none(), "literals keep no tree");
+        let mut locs = Locations::new();
+        for round in 0..2 {
+            assert!(regex.captures("XYab from here", &mut locs), "round {round}");
+            assert!(
+                !regex.captures("xzab from here", &mut locs),
+                "round {round}"
+            );
+            let fresh = parse::parse(pattern, parse_flags(flags))
+                .expect("parses")
+                .root;
+            let plain = parse::parse(pattern, parse_flags(Flags::default()))
+                .expect("parses")
+                .root;
+            assert_ne!(fresh, plain);
+            assert_eq!(regex.source.tree(), Some(&fresh));
+            assert_eq!(regex.source.rewritten(), Some(&rewrite::rewrite(&fresh)));
+            regex.release_engines();
+            assert!(regex.source.tree.get().is_none());
+            assert!(regex.source.rewritten.get().is_none());
         }
     }
 

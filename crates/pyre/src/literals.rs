@@ -622,6 +622,17 @@ impl Prefilter {
         let mut insensitive = Vec::new();
         let mut insensitive_owner = Vec::new();
         let mut always = Vec::new();
+        // One parse of each pattern for both its literals and its starts, not kept: a
+        // pattern whose literals never show up builds nothing else.
+        let starts: Vec<Option<(Vec<String>, bool)>> = regexes
+            .iter()
+            .map(|regex| {
+                regex.source.with_tree(|tree| {
+                    regex.literals.get_or_init(|| required(tree));
+                    anchored_prefixes(tree)
+                })
+            })
+            .collect();
         for (i, regex) in regexes.iter().enumerate() {
             match regex.required_literals() {
                 Some(req) if !req.literals.is_empty() => {
@@ -651,8 +662,9 @@ impl Prefilter {
         always.dedup();
         let at_start = regexes
             .iter()
-            .map(|regex| {
-                let (prefixes, icase) = anchored_prefixes(&regex.source.tree()?)?;
+            .zip(starts)
+            .map(|(regex, start)| {
+                let (prefixes, icase) = start?;
                 let required = match regex.required_literals() {
                     // A start that holds a required literal already says the haystack
                     // does: the search for one is only worth it when some start does not.
