@@ -1718,6 +1718,27 @@ mod tests {
         assert_eq!(locs.text("xabcd", 3), Some("d"));
     }
 
+    /// PCRE2 gets non-ASCII characters as they are, in classes and out of them.
+    #[test]
+    fn captures_over_unicode_classes() {
+        let re = Regex::new(r"(\w+)-([^a\U0010ffff]+)(é|\u2028)([\S]*)\b").expect("ok");
+        let mut locs = Locations::new();
+        let h = "§ naïve_ü-b\u{10fffe}ñ\u{2028}x☃";
+        assert!(re.captures(h, &mut locs));
+        let texts: Vec<Option<&str>> = (0..5).map(|g| locs.text(h, g)).collect();
+        assert_eq!(
+            texts,
+            [
+                Some("naïve_ü-b\u{10fffe}ñ\u{2028}x"),
+                Some("naïve_ü"),
+                Some("b\u{10fffe}ñ"),
+                Some("\u{2028}"),
+                Some("x"),
+            ]
+        );
+        assert!(!re.captures("naïve-\u{10ffff}é", &mut locs));
+    }
+
     /// Whether the linear engine runs a pattern, and with which caveats, is decided
     /// without lowering it; the answer must be the lowering's.
     #[test]

@@ -195,8 +195,15 @@ enum Dialect {
     Pcre2,
 }
 
-fn push_char(c: char, out: &mut String) {
-    if c.is_ascii_alphanumeric() || c == '_' || c == ' ' {
+fn push_char(c: char, out: &mut String, dialect: Dialect) {
+    // PCRE2 (in UTF mode, not extended) takes a non-ASCII character as itself, in a
+    // class or out of one; spelled out it would cost PCRE2 an escape to parse for
+    // each end of each of the hundreds of ranges of a Unicode class.
+    if c.is_ascii_alphanumeric()
+        || c == '_'
+        || c == ' '
+        || (dialect == Dialect::Pcre2 && !c.is_ascii())
+    {
         out.push(c);
     } else {
         // By hand: Unicode classes spell out hundreds of ranges, and the formatting
@@ -212,12 +219,12 @@ fn push_char(c: char, out: &mut String) {
     }
 }
 
-fn push_set(set: &ClassUnicode, out: &mut String) {
+fn push_set(set: &ClassUnicode, out: &mut String, dialect: Dialect) {
     let ranges = set.ranges();
     if let [r] = ranges
         && r.start() == r.end()
     {
-        push_char(r.start(), out);
+        push_char(r.start(), out, dialect);
         return;
     }
     if ranges.is_empty() {
@@ -227,25 +234,25 @@ fn push_set(set: &ClassUnicode, out: &mut String) {
     }
     out.push('[');
     for r in ranges {
-        push_char(r.start(), out);
+        push_char(r.start(), out, dialect);
         if r.end() != r.start() {
             out.push('-');
-            push_char(r.end(), out);
+            push_char(r.end(), out, dialect);
         }
     }
     out.push(']');
 }
 
-fn word_class(out: &mut String) {
-    push_set(charset::word(), out);
+fn word_class(out: &mut String, dialect: Dialect) {
+    push_set(charset::word(), out, dialect);
 }
 
 fn fancy(node: &Node, out: &mut String, dialect: Dialect) {
     match node {
         Node::Empty => out.push_str("(?:)"),
-        Node::Char { c, case } => push_set(&charset::char_set(*c, *case), out),
-        Node::Class(class) => push_set(&charset::class_set(class), out),
-        Node::Any { dotall } => push_set(&charset::any(*dotall), out),
+        Node::Char { c, case } => push_set(&charset::char_set(*c, *case), out, dialect),
+        Node::Class(class) => push_set(&charset::class_set(class), out, dialect),
+        Node::Any { dotall } => push_set(&charset::any(*dotall), out, dialect),
         Node::Assert(a) => match *a {
             Assertion::TextStart => out.push_str("\\A"),
             // PCRE2's multi-line `^` does not match after a newline that ends the
@@ -275,31 +282,31 @@ fn fancy(node: &Node, out: &mut String, dialect: Dialect) {
             }
             Assertion::NotBetweenWords { ascii: false } => {
                 out.push_str("(?:(?<!");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str(")|(?!");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str("))");
             }
             Assertion::Boundary { ascii: false } => {
                 out.push_str("(?:(?<=");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str(")(?!");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str(")|(?<!");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str(")(?=");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str("))");
             }
             Assertion::NotBoundary { ascii: false } => {
                 out.push_str("(?:(?<=");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str(")(?=");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str(")|(?<!");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str(")(?!");
-                word_class(out);
+                word_class(out, dialect);
                 out.push_str(")(?!\\A\\z))");
             }
         },
@@ -441,11 +448,28 @@ mod tests {
             '\u{10ffff}',
         ] {
             let mut out = String::new();
-            push_char(c, &mut out);
+            push_char(c, &mut out, Dialect::Fancy);
             assert_eq!(out, format!("\\x{{{:x}}}", u32::from(c)));
         }
         let mut out = String::new();
-        push_char('a', &mut out);
+        push_char('a', &mut out, Dialect::Fancy);
         assert_eq!(out, "a");
+    }
+
+    #[test]
+    fn pcre2_takes_non_ascii_characters_as_they_are() {
+        for (c, text) in [
+            ('\0', "\\x{0}"),
+            ('-', "\\x{2d}"),
+            (']', "\\x{5d}"),
+            ('\x7f', "\\x{7f}"),
+            ('\u{80}', "\u{80}"),
+            ('\u{2028}', "\u{2028}"),
+            ('\u{10ffff}', "\u{10ffff}"),
+        ] {
+            let mut out = String::new();
+            push_char(c, &mut out, Dialect::Pcre2);
+            assert_eq!(out, text);
+        }
     }
 }
