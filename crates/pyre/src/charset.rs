@@ -75,6 +75,55 @@ pub(crate) fn in_ranges(c: char, ranges: &[(char, char)]) -> bool {
         .is_ok()
 }
 
+/// `perl(kind, negated, ascii)`, kept: building a pattern's engines asks for `\w` and
+/// the like over and over, and each Unicode one is hundreds of ranges to make.
+pub(crate) fn perl_kept(kind: Perl, negated: bool, ascii: bool) -> &'static ClassUnicode {
+    static SETS: [OnceLock<ClassUnicode>; 12] = [const { OnceLock::new() }; 12];
+    SETS[perl_index(kind, negated, ascii)].get_or_init(|| perl(kind, negated, ascii))
+}
+
+/// `perl_kept(kind, negated, ascii)` cut down to ASCII, for the automata meant for
+/// ASCII haystacks only.
+pub(crate) fn perl_ascii_kept(kind: Perl, negated: bool, ascii: bool) -> &'static ClassUnicode {
+    static SETS: [OnceLock<ClassUnicode>; 12] = [const { OnceLock::new() }; 12];
+    SETS[perl_index(kind, negated, ascii)].get_or_init(|| {
+        let mut set = perl_kept(kind, negated, ascii).clone();
+        set.intersect(&ascii_set());
+        set
+    })
+}
+
+/// The ASCII characters.
+pub(crate) fn ascii_set() -> ClassUnicode {
+    ranges(&[('\0', '\x7f')])
+}
+
+/// Where the kept forms of a category go (12 of them: 3 kinds, negated or not, ASCII or
+/// not).
+pub(crate) fn perl_index(kind: Perl, negated: bool, ascii: bool) -> usize {
+    let kind = match kind {
+        Perl::Digit => 0,
+        Perl::Word => 1,
+        Perl::Space => 2,
+    };
+    kind * 4 + usize::from(negated) * 2 + usize::from(ascii)
+}
+
+/// The category a class is made of alone, if it is: its set is then the category's
+/// (case-insensitivity does not apply to categories).
+pub(crate) fn lone_perl(class: &Class) -> Option<(Perl, bool, bool)> {
+    match class.items.as_slice() {
+        [
+            ClassItem::Perl {
+                kind,
+                negated,
+                ascii,
+            },
+        ] if !class.negated => Some((*kind, *negated, *ascii)),
+        _ => None,
+    }
+}
+
 pub(crate) fn perl(kind: Perl, negated: bool, ascii: bool) -> ClassUnicode {
     let mut set = match (kind, ascii) {
         (Perl::Digit, true) => ranges(&[('0', '9')]),
@@ -163,6 +212,9 @@ pub(crate) fn any(dotall: bool) -> ClassUnicode {
 /// class's characters are closed under case equivalence when any of them is cased,
 /// categories (`\w` …) are not.
 pub(crate) fn class_set(class: &Class) -> ClassUnicode {
+    if let Some((kind, negated, ascii)) = lone_perl(class) {
+        return perl_kept(kind, negated, ascii).clone();
+    }
     let mut chars = ClassUnicode::empty();
     let mut cats = ClassUnicode::empty();
     for item in &class.items {
@@ -172,7 +224,7 @@ pub(crate) fn class_set(class: &Class) -> ClassUnicode {
                 kind,
                 negated,
                 ascii,
-            } => cats.union(&perl(kind, negated, ascii)),
+            } => cats.union(perl_kept(kind, negated, ascii)),
         }
     }
     match class.case {

@@ -7,10 +7,11 @@
 //! capturing parenthesis in its original order.
 
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 use regex_syntax::hir::{self, ClassUnicode, Hir, Look};
 
-use crate::ast::{Assertion, Greed, Node};
+use crate::ast::{Assertion, Greed, Node, Perl};
 use crate::charset;
 
 /// What the linear engine cannot decide on every haystack by itself.
@@ -35,16 +36,19 @@ pub(crate) struct Caveats {
 pub(crate) fn to_hir(node: &Node, caveats: &mut Caveats, ascii: bool) -> Option<Hir> {
     let set = |mut s: ClassUnicode| {
         if ascii {
-            s.intersect(&ClassUnicode::new([hir::ClassUnicodeRange::new(
-                '\0', '\x7f',
-            )]));
+            s.intersect(&charset::ascii_set());
         }
         class_hir(s)
     };
     Some(match node {
         Node::Empty => Hir::empty(),
         Node::Char { c, case } => set(charset::char_set(*c, *case)),
-        Node::Class(class) => set(charset::class_set(class)),
+        Node::Class(class) => match charset::lone_perl(class) {
+            Some((kind, negated, a)) if ascii => {
+                class_hir(charset::perl_ascii_kept(kind, negated, a).clone())
+            }
+            _ => set(charset::class_set(class)),
+        },
         Node::Any { dotall } => set(charset::any(*dotall)),
         Node::Assert(a) => match look(*a, caveats, ascii) {
             Looks::One(l) => Hir::look(l),
@@ -244,14 +248,34 @@ fn push_set(set: &ClassUnicode, out: &mut String, dialect: Dialect) {
 }
 
 fn word_class(out: &mut String, dialect: Dialect) {
-    push_set(charset::word(), out, dialect);
+    push_perl(Perl::Word, false, false, out, dialect);
+}
+
+/// A category as `push_set` writes it, kept: a Unicode `\w` is some 700 ranges to
+/// write, and a pattern's `\b`s and categories write them again and again.
+fn push_perl(kind: Perl, negated: bool, ascii: bool, out: &mut String, dialect: Dialect) {
+    static TEXTS: [[OnceLock<String>; 12]; 2] = [const { [const { OnceLock::new() }; 12] }; 2];
+    let texts = match dialect {
+        Dialect::Fancy => &TEXTS[0],
+        Dialect::Pcre2 => &TEXTS[1],
+    };
+    out.push_str(
+        texts[charset::perl_index(kind, negated, ascii)].get_or_init(|| {
+            let mut text = String::new();
+            push_set(charset::perl_kept(kind, negated, ascii), &mut text, dialect);
+            text
+        }),
+    );
 }
 
 fn fancy(node: &Node, out: &mut String, dialect: Dialect) {
     match node {
         Node::Empty => out.push_str("(?:)"),
         Node::Char { c, case } => push_set(&charset::char_set(*c, *case), out, dialect),
-        Node::Class(class) => push_set(&charset::class_set(class), out, dialect),
+        Node::Class(class) => match charset::lone_perl(class) {
+            Some((kind, negated, ascii)) => push_perl(kind, negated, ascii, out, dialect),
+            None => push_set(&charset::class_set(class), out, dialect),
+        },
         Node::Any { dotall } => push_set(&charset::any(*dotall), out, dialect),
         Node::Assert(a) => match *a {
             Assertion::TextStart => out.push_str("\\A"),
@@ -454,6 +478,47 @@ mod tests {
         let mut out = String::new();
         push_char('a', &mut out, Dialect::Fancy);
         assert_eq!(out, "a");
+    }
+
+    /// The kept categories and their kept texts are what would be made afresh.
+    #[test]
+    fn kept_categories_are_made_afresh_alike() {
+        use crate::ast::{Case, Class, ClassItem};
+        for kind in [Perl::Digit, Perl::Word, Perl::Space] {
+            for negated in [false, true] {
+                for ascii in [false, true] {
+                    let fresh = charset::perl(kind, negated, ascii);
+                    assert_eq!(charset::perl_kept(kind, negated, ascii), &fresh);
+                    let mut cut = fresh.clone();
+                    cut.intersect(&charset::ascii_set());
+                    assert_eq!(charset::perl_ascii_kept(kind, negated, ascii), &cut);
+                    for case in [Case::Sensitive, Case::Ascii, Case::Unicode] {
+                        let class = Class {
+                            negated: false,
+                            items: vec![ClassItem::Perl {
+                                kind,
+                                negated,
+                                ascii,
+                            }],
+                            case,
+                        };
+                        assert_eq!(charset::class_set(&class), fresh);
+                        for dialect in [Dialect::Fancy, Dialect::Pcre2] {
+                            let (mut kept, mut made) = (String::new(), String::new());
+                            fancy(&Node::Class(class.clone()), &mut kept, dialect);
+                            push_set(&fresh, &mut made, dialect);
+                            assert_eq!(kept, made);
+                        }
+                    }
+                }
+            }
+        }
+        for dialect in [Dialect::Fancy, Dialect::Pcre2] {
+            let (mut kept, mut made) = (String::new(), String::new());
+            word_class(&mut kept, dialect);
+            push_set(charset::word(), &mut made, dialect);
+            assert_eq!(kept, made);
+        }
     }
 
     #[test]
