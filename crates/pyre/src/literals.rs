@@ -335,20 +335,28 @@ impl AtStart {
         let Some(p) = self.prefixes.get(prefix).map(String::as_bytes) else {
             return false;
         };
-        // A byte loop: the prefixes are short, and a call to `memcmp` each costs more.
-        haystack.len() >= p.len()
-            && haystack.iter().zip(p).all(|(h, p)| {
-                if self.icase {
-                    h.eq_ignore_ascii_case(p)
-                } else {
-                    h == p
-                }
-            })
+        let Some(h) = haystack.get(..p.len()) else {
+            return false;
+        };
+        if self.icase {
+            h.eq_ignore_ascii_case(p)
+        } else {
+            same_bytes(h, p)
+        }
     }
 
     fn holds_required(&self, haystack: &[u8]) -> bool {
         self.required.is_empty() || self.required.iter().any(|f| f.find(haystack).is_some())
     }
+}
+
+/// `a == b` for slices of one length, eight bytes a step: the prefixes compared are
+/// a few dozen bytes, where a call to `memcmp` costs more than the comparison.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (wa.remainder(), wb.remainder());
+    let word = |c: &[u8]| c.try_into().map_or(0, u64::from_ne_bytes);
+    a.len() == b.len() && wa.zip(wb).all(|(x, y)| word(x) == word(y)) && ra.iter().eq(rb.iter())
 }
 
 /// The [`AtStart`] prefixes by their first byte (both cases of it for a
@@ -771,6 +779,26 @@ impl Prefilter {
                 && check.holds_required(bytes)
             {
                 out.insert(pattern);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let text: Vec<u8> = (0u8..40).map(|i| b'a' + i % 7).collect();
+        for len in 0..24 {
+            for at in 0..8 {
+                let a = &text[at..at + len];
+                for other in 0..8 {
+                    let b = &text[other..other + len];
+                    assert_eq!(same_bytes(a, b), a == b, "{len} {at} {other}");
+                }
+                assert!(!same_bytes(a, &text[at..at + len + 1]));
             }
         }
     }
