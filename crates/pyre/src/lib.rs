@@ -1037,6 +1037,9 @@ fn build_prefix_dfa(source: &Source) -> Option<PrefixDfa> {
             dense::Config::new()
                 .match_kind(regex_automata::MatchKind::All)
                 .start_kind(StartKind::Anchored)
+                // Unminimised, each state is the set of NFA states it was made from:
+                // `decides_moved_digits` keys what it learns of a state by that set.
+                .minimize(false)
                 .dfa_size_limit(Some(PREFIX_DFA_LIMIT))
                 .determinize_size_limit(Some(4 * PREFIX_DFA_LIMIT)),
         )
