@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use rampart_pyre::{Candidates, Locations, Prefilter};
+use text::Within;
 
 pub use addr::{AddrHint, FailureId};
 pub use data::{FailData, Value};
@@ -735,7 +736,7 @@ fn find_in_buffer(
             [only] => only.shared_text(),
             _ => None,
         };
-        pref.groups_into(&mut state.pre_groups, buf, &state.locs, shared.as_ref());
+        pref.groups_into(&mut state.pre_groups, buf, &state.locs, shared);
         let content = state.pre_groups.pop(&k.content);
         if let Some(Value::Text(content)) = content.filter(Value::is_truthy) {
             state.line_buffer.clear();
@@ -772,7 +773,7 @@ fn find_in_buffer(
         };
         // The ignoreregexes' searches overwrite the locations: take the groups first.
         let groups = (!regexes.ignoreregex.is_empty())
-            .then(|| regex.groups_in(buf, &state.locs, shared.as_ref()));
+            .then(|| regex.groups_in(buf, &state.locs, shared.as_ref().map(Within::from)));
         if groups.is_some() && state.ignore_line(regexes, settings, buf, org, Some(&split)) {
             buf_valid = false;
             if !check_all {
@@ -801,8 +802,10 @@ fn find_in_buffer(
         let mut fail = match (groups, pre) {
             (Some(fail), Some(pre)) => pre.updated_with(fail),
             (Some(fail), None) => fail,
-            (None, Some(pre)) => regex.groups_onto(pre, buf, &state.locs, shared.as_ref()),
-            (None, None) => regex.groups_in(buf, &state.locs, shared.as_ref()),
+            (None, Some(pre)) => {
+                regex.groups_onto(pre, buf, &state.locs, shared.as_ref().map(Within::from))
+            }
+            (None, None) => regex.groups_in(buf, &state.locs, shared.as_ref().map(Within::from)),
         };
         let mlfid = match fail.get_k(&k.mlfid) {
             Some(Value::Text(id)) => Some(id.clone()),
@@ -854,18 +857,20 @@ fn find_in_buffer(
                     data: fail,
                 });
             }
-            Some(ids) => {
-                let mut report = |id| {
+            Some(Ids::One(id)) => failures.push(Failure {
+                regex: index,
+                id: Some(id),
+                time: date,
+                data: fail,
+            }),
+            Some(Ids::Many(ids)) => {
+                for id in ids {
                     failures.push(Failure {
                         regex: index,
                         id: Some(id),
                         time: date,
                         data: Arc::clone(&fail),
                     });
-                };
-                match ids {
-                    Ids::One(id) => report(id),
-                    Ids::Many(ids) => ids.into_iter().for_each(report),
                 }
             }
         }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::Text;
+use crate::text::Within;
 
 /// A log line with the span of its date text.
 ///
@@ -59,12 +60,12 @@ impl TupleLine {
 
     /// What the regexes see of this line, sharing its string, when that is one piece
     /// of it (no date, or a date at the start or the end).
-    pub(crate) fn shared_text(&self) -> Option<Text> {
+    pub(crate) fn shared_text(&self) -> Option<Within<'_>> {
         let len = self.full.len();
         if self.date_start == 0 {
-            self.full.sub(self.date_end, len)
+            Within::new(&self.full, self.date_end, len)
         } else if self.date_end == len {
-            self.full.sub(0, self.date_start)
+            Within::new(&self.full, 0, self.date_start)
         } else {
             None
         }

@@ -7,6 +7,7 @@ use rampart_pyre::{Flags, Locations, Regex};
 
 use crate::data::{FailData, Key, Value, intern};
 use crate::lines::{TupleLine, split_lines_python};
+use crate::text::Within;
 use crate::{Error, Text, UseDns, tags};
 
 /// Groups that identify a failure; a failregex needs one (itself or in the prefregex).
@@ -197,7 +198,7 @@ impl FilterRegex {
         base: &FailData,
         buf: &str,
         locs: &Locations,
-        shared: Option<&Text>,
+        shared: Option<Within<'_>>,
     ) -> FailData {
         // Alternates and tuples are worked out on the regex's own groups alone.
         if !self.alternates.is_empty() || !self.tuples.is_empty() {
@@ -211,7 +212,12 @@ impl FilterRegex {
     /// The named groups of the last match, with `alt_` and `tuple_` groups merged;
     /// when `buf` starts with `shared`'s text, fields within it share its string
     /// instead of a copy of `buf`.
-    pub(crate) fn groups_in(&self, buf: &str, locs: &Locations, shared: Option<&Text>) -> FailData {
+    pub(crate) fn groups_in(
+        &self,
+        buf: &str,
+        locs: &Locations,
+        shared: Option<Within<'_>>,
+    ) -> FailData {
         let mut data = FailData::with_capacity(self.groups.len() + 2);
         self.groups_into(&mut data, buf, locs, shared);
         data
@@ -224,7 +230,7 @@ impl FilterRegex {
         data: &mut FailData,
         buf: &str,
         locs: &Locations,
-        shared: Option<&Text>,
+        shared: Option<Within<'_>>,
     ) {
         data.clear();
         // Group names are distinct within a pattern.
@@ -258,7 +264,7 @@ impl FilterRegex {
         data: &mut FailData,
         buf: &str,
         locs: &Locations,
-        shared: Option<&Text>,
+        shared: Option<Within<'_>>,
         add: fn(&mut FailData, &Key, Value),
     ) {
         debug_assert!(shared.is_none_or(|t| buf.starts_with(t.as_str())));

@@ -90,6 +90,49 @@ impl Text {
     }
 }
 
+/// A piece of a [`Text`], `base[start..end]`, borrowed: what a search ran over, whose
+/// fields are then taken as [`Text::sub`]s of the base without a counted copy of the
+/// piece itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Within<'a> {
+    base: &'a Text,
+    start: usize,
+    end: usize,
+}
+
+impl<'a> Within<'a> {
+    /// `base[start..end]`; `None` off its bounds or boundaries.
+    pub(crate) fn new(base: &'a Text, start: usize, end: usize) -> Option<Within<'a>> {
+        base.as_str().get(start..end)?;
+        Some(Within { base, start, end })
+    }
+
+    pub(crate) fn as_str(&self) -> &'a str {
+        self.base
+            .as_str()
+            .get(self.start..self.end)
+            .unwrap_or_default()
+    }
+
+    /// `self[start..end]` as a text of its own (see [`Text::sub`]).
+    pub(crate) fn sub(&self, start: usize, end: usize) -> Option<Text> {
+        if end > self.end - self.start {
+            return None;
+        }
+        self.base.sub(self.start + start, self.start + end)
+    }
+}
+
+impl<'a> From<&'a Text> for Within<'a> {
+    fn from(base: &'a Text) -> Within<'a> {
+        Within {
+            base,
+            start: 0,
+            end: base.len(),
+        }
+    }
+}
+
 /// The text of an inline [`Text`]. It is read on every field lookup, so it is not
 /// validated again: the bytes were copied from a whole `&str` (see [`Text::inline`],
 /// the only writer) and never change.
@@ -196,5 +239,21 @@ mod tests {
             assert_eq!(&*Text::slice(&wide_base, 0, end), &wide_line[..end]);
             assert_eq!(&*Text::from(&wide_line[..end]), &wide_line[..end]);
         }
+    }
+
+    #[test]
+    fn a_borrowed_piece_gives_subs_of_its_base_within_its_bounds() {
+        let base = Text::from("host sshd[42]: Failed password for root from 192.0.2.1");
+        let piece = Within::new(&base, 15, base.len()).expect("in bounds");
+        assert_eq!(piece.as_str(), "Failed password for root from 192.0.2.1");
+        assert_eq!(piece.sub(0, 6).as_deref(), Some("Failed"));
+        assert_eq!(piece.sub(30, 39).as_deref(), Some("192.0.2.1"));
+        assert!(piece.sub(30, 40).is_none());
+        let head = Within::new(&base, 0, 14).expect("in bounds");
+        assert!(head.sub(5, 15).is_none());
+        assert!(Within::new(&base, 0, base.len() + 1).is_none());
+        let wide = Text::from("é");
+        assert!(Within::new(&wide, 1, 2).is_none());
+        assert_eq!(Within::from(&base).as_str(), base.as_str());
     }
 }
