@@ -811,11 +811,17 @@ fn find_in_buffer(
             Some(Value::Text(id)) => Some(id.clone()),
             _ => None,
         };
+        let mut slot = None;
         match &mlfid {
             Some(id) => {
-                fail = mlfid::merge(&mut state.mlfid_cache, id, fail, &split.matched, now, k);
+                let merged;
+                (merged, slot) =
+                    mlfid::merge(&mut state.mlfid_cache, id, fail, &split.matched, now, k);
+                fail = merged;
                 if fail.truthy_k(&k.nofail) && !check_all {
-                    state.mlfid_cache.update(id, &Arc::new(fail));
+                    if let Some(slot) = slot {
+                        state.mlfid_cache.update(slot, &Arc::new(fail));
+                    }
                     return;
                 }
             }
@@ -839,8 +845,8 @@ fn find_in_buffer(
         // fail2ban's cache holds the very dictionary it goes on changing: it is stored
         // once, as it is when the failure leaves the filter.
         let fail = Arc::new(fail);
-        if let Some(id) = &mlfid {
-            state.mlfid_cache.update(id, &fail);
+        if let Some(slot) = slot {
+            state.mlfid_cache.update(slot, &fail);
         }
         let Ok(ids) = ids else {
             continue;

@@ -20,17 +20,21 @@ const TTL_SECONDS: f64 = 300.0;
 /// What is known per multi-line failure id. Every sshd line looks its connection up
 /// here and, under load, the cache is full, so each new id drops the oldest: a hash
 /// map finds ids, and a queue of insertion numbers keeps fail2ban's first-in-first-out
-/// order without re-indexing anything on removal (entries removed from the map leave
-/// stale numbers in the queue, skipped when they come up).
+/// order without re-indexing anything on removal (entries removed leave stale numbers
+/// in the queue, skipped when they come up). Entries live in slots the map points to:
+/// a line finds its id once and puts its result back by the slot.
 #[derive(Debug, Default)]
 pub(crate) struct MlfidCache {
-    entries: HashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
-    order: VecDeque<(u64, Arc<str>)>,
+    index: HashMap<Arc<str>, usize, BuildHasherDefault<Fnv>>,
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    order: VecDeque<(u64, usize)>,
     next_seq: u64,
 }
 
 #[derive(Debug)]
 struct Entry {
+    id: Arc<str>,
     seq: u64,
     /// Shared with the failure last reported for the id, which its reader has usually
     /// dropped by the id's next line: the merge then takes the data without a copy.
@@ -81,65 +85,98 @@ impl Hasher for Fnv {
 
 impl MlfidCache {
     /// fail2ban's `Cache.get`: the data of a live entry (taken out; the merge puts the
-    /// result back), and an expired entry is dropped.
-    fn take(&mut self, id: &str, now: f64) -> Option<FailData> {
-        let entry = self.entries.get_mut(id)?;
+    /// result back through the slot), and an expired entry is dropped.
+    fn take(&mut self, id: &str, now: f64) -> Option<(usize, FailData)> {
+        let slot = *self.index.get(id)?;
+        let entry = self.slots.get_mut(slot)?.as_mut()?;
         if entry.expires > now {
             let data = entry.data.take().map(Arc::unwrap_or_clone);
-            return Some(data.unwrap_or_default());
+            return Some((slot, data.unwrap_or_default()));
         }
-        self.entries.remove(id);
+        self.remove_slot(slot);
         None
     }
 
     /// fail2ban's `Cache.set` of an id it does not hold: when full, the oldest entries
-    /// go until one is still live and there is room.
-    fn insert(&mut self, id: &str, now: f64) {
-        let id: Arc<str> = Arc::from(id);
-        if self.entries.len() >= MAX_ENTRIES {
+    /// go until one is still live and there is room. Returns the new entry's slot.
+    fn insert(&mut self, id: &str, now: f64) -> usize {
+        if self.index.len() >= MAX_ENTRIES {
             while let Some((seq, oldest)) = self.order.pop_front() {
-                let live = self.entries.get(&oldest).is_some_and(|e| e.seq == seq);
-                if !live {
+                let Some(expires) = self.live(oldest, seq).map(|e| e.expires) else {
                     continue;
-                }
-                if let Some(e) = self.entries.remove(&oldest)
-                    && e.expires > now
-                    && self.entries.len() < MAX_ENTRIES
-                {
+                };
+                self.remove_slot(oldest);
+                if expires > now && self.index.len() < MAX_ENTRIES {
                     break;
                 }
             }
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.entries.insert(
-            Arc::clone(&id),
-            Entry {
-                seq,
-                data: None,
-                expires: now + TTL_SECONDS,
-            },
-        );
-        self.order.push_back((seq, id));
+        let id: Arc<str> = Arc::from(id);
+        let entry = Entry {
+            id: Arc::clone(&id),
+            seq,
+            data: None,
+            expires: now + TTL_SECONDS,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(id, slot);
+        self.order.push_back((seq, slot));
         if self.order.len() > 4 * MAX_ENTRIES {
-            let entries = &self.entries;
-            self.order
-                .retain(|(seq, id)| entries.get(id).is_some_and(|e| e.seq == *seq));
+            let slots = &self.slots;
+            self.order.retain(|&(seq, slot)| {
+                slots
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|e| e.seq == seq)
+            });
         }
+        slot
     }
 
-    pub(crate) fn update(&mut self, id: &str, data: &Arc<FailData>) {
-        if let Some(e) = self.entries.get_mut(id) {
+    /// The entry in `slot` if it is still the one inserted as number `seq`.
+    fn live(&self, slot: usize, seq: u64) -> Option<&Entry> {
+        self.slots
+            .get(slot)
+            .and_then(Option::as_ref)
+            .filter(|e| e.seq == seq)
+    }
+
+    /// Stores what the merge of a line ended with in the entry `slot` (returned by the
+    /// merge for that line; nothing else changes the cache in between).
+    pub(crate) fn update(&mut self, slot: usize, data: &Arc<FailData>) {
+        if let Some(Some(e)) = self.slots.get_mut(slot) {
             e.data = Some(Arc::clone(data));
         }
     }
 
     fn remove(&mut self, id: &str) {
-        self.entries.remove(id);
+        if let Some(slot) = self.index.get(id).copied() {
+            self.remove_slot(slot);
+        }
+    }
+
+    fn remove_slot(&mut self, slot: usize) {
+        if let Some(entry) = self.slots.get_mut(slot).and_then(Option::take) {
+            self.index.remove(&entry.id);
+            self.free.push(slot);
+        }
     }
 
     pub(crate) fn clear(&mut self) {
-        self.entries.clear();
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
         self.order.clear();
     }
 }
@@ -167,8 +204,8 @@ fn record_user(data: &mut FailData, user: Option<Text>, k: &Keys) -> usize {
 
 /// Merges a new match of a multi-line failure id into what is known about the id.
 ///
-/// Returns the merged data; when the id stays cached, the caller stores what the data
-/// finally is with [`MlfidCache::update`].
+/// Returns the merged data, and the id's slot when it stays cached: the caller stores
+/// there what the data finally is, with [`MlfidCache::update`].
 pub(crate) fn merge(
     cache: &mut MlfidCache,
     id: &str,
@@ -176,7 +213,7 @@ pub(crate) fn merge(
     matched: &[TupleLine],
     now: f64,
     k: &Keys,
-) -> FailData {
+) -> (FailData, Option<usize>) {
     let known = cache.take(id, now);
     let mut flags = 0u8;
     if fail.truthy_k(&k.mlfgained) {
@@ -195,8 +232,9 @@ pub(crate) fn merge(
         Some(Value::Text(u)) => Some(u.clone()),
         _ => None,
     };
+    let mut slot = None;
     let (mut merged, users) = match known {
-        Some(mut groups) => {
+        Some((known_slot, mut groups)) => {
             let users = record_user(&mut groups, user, k);
             if groups.pop(&k.nofail).is_some_and(|v| v.is_truthy()) {
                 flags |= CACHED_NOFAIL;
@@ -213,13 +251,15 @@ pub(crate) fn merge(
             groups.update_set_only(fail);
             if flags & FORGET != 0 {
                 cache.remove(id);
+            } else {
+                slot = Some(known_slot);
             }
             (groups, users)
         }
         None if flags & FORGET == 0 => {
             let users = record_user(&mut fail, user, k);
             // A placeholder: the `update` at the end stores the merged data.
-            cache.insert(id, now);
+            slot = Some(cache.insert(id, now));
             (fail, users)
         }
         None => (fail, 0),
@@ -243,7 +283,7 @@ pub(crate) fn merge(
         lines.extend_from_slice(matched);
         merged.set(&k.nofail_matches, Value::Lines(lines));
     }
-    merged
+    (merged, slot)
 }
 
 #[cfg(test)]
@@ -274,5 +314,65 @@ mod tests {
         // Trailing zero bytes are part of the id.
         assert_ne!(hash("a"), hash("a\0"));
         assert_ne!(hash("abcdefgh"), hash("abcdefgh\0"));
+    }
+
+    /// The cache against fail2ban's own (an ordered dict: `get` drops an expired
+    /// entry, a `set` when full drops the oldest until one still live went and there
+    /// is room) over a long run of lookups, inserts and removals.
+    #[test]
+    fn the_cache_keeps_what_fail2bans_keeps() {
+        let mut cache = MlfidCache::default();
+        let mut model: Vec<(String, f64)> = Vec::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut now = 1_000.0;
+        let (mut hits, mut full) = (0, 0);
+        for _ in 0..20_000 {
+            now += (next() % 4) as f64;
+            let id = format!("host sshd[{}]: ", next() % 400);
+            if next() % 10 == 0 {
+                cache.remove(&id);
+                model.retain(|(k, _)| *k != id);
+                continue;
+            }
+            let known = match model.iter().position(|(k, _)| *k == id) {
+                Some(p) if model[p].1 > now => true,
+                Some(p) => {
+                    model.remove(p);
+                    false
+                }
+                None => false,
+            };
+            let taken = cache.take(&id, now);
+            assert_eq!(taken.is_some(), known, "{id} at {now}");
+            if let Some((slot, _)) = taken {
+                hits += 1;
+                cache.update(slot, &Arc::new(FailData::default()));
+                continue;
+            }
+            if model.len() >= MAX_ENTRIES {
+                full += 1;
+                while !model.is_empty() {
+                    let (_, expires) = model.remove(0);
+                    if expires > now && model.len() < MAX_ENTRIES {
+                        break;
+                    }
+                }
+            }
+            model.push((id.clone(), now + TTL_SECONDS));
+            let slot = cache.insert(&id, now);
+            cache.update(slot, &Arc::new(FailData::default()));
+            let mut held: Vec<&str> = cache.index.keys().map(|k| &**k).collect();
+            let mut expected: Vec<&str> = model.iter().map(|(k, _)| k.as_str()).collect();
+            held.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(held, expected, "after inserting {id} at {now}");
+        }
+        assert!(hits > 1_000 && full > 1_000, "{hits} hits, {full} full");
     }
 }
