@@ -986,11 +986,7 @@ impl DateDetector {
             };
             Fields::read(values, am_pm)
         });
-        let zone = match &self.log_zone {
-            LogZone::Local => DefaultZone::Rules(local),
-            LogZone::Fixed(m) => DefaultZone::Fixed(*m),
-            LogZone::Rules(z) => DefaultZone::Rules(z),
-        };
+        let zone = default_zone(&self.log_zone, local);
         let mut now_cache = self.now_offset;
         let mut used_now = false;
         let run = &mut self.mktime_run;
@@ -1094,11 +1090,7 @@ impl DateDetector {
             }
             _ => return None,
         };
-        let zone = match &self.log_zone {
-            LogZone::Local => DefaultZone::Rules(local),
-            LogZone::Fixed(m) => DefaultZone::Fixed(*m),
-            LogZone::Rules(z) => DefaultZone::Rules(z),
-        };
+        let zone = default_zone(&self.log_zone, local);
         let mut now_cache = self.now_offset;
         let mut used_now = false;
         let mut now_local = || {
@@ -1126,6 +1118,15 @@ impl DateDetector {
 
     fn now_local_micros(&mut self, now: f64, local: &TimeZone) -> Option<i64> {
         now_local_micros(&mut self.now_offset, now, local)
+    }
+}
+
+/// The zone a date without an offset of its own is read in.
+fn default_zone<'a>(log_zone: &'a LogZone, local: &'a TimeZone) -> DefaultZone<'a> {
+    match log_zone {
+        LogZone::Local => DefaultZone::Rules(local),
+        LogZone::Fixed(m) => DefaultZone::Fixed(*m),
+        LogZone::Rules(z) => DefaultZone::Rules(z),
     }
 }
 
