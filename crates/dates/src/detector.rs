@@ -1506,13 +1506,7 @@ mod tests {
     /// taken again with other digits and the conversions from their seconds alone.
     fn moved_digits_equal_full_matches(zone: &str, log_zone: Option<TimeZone>) -> (usize, usize) {
         use crate::civil::Civil;
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut random = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut random = crate::test_random(0x2545_f491_4f6c_dd1d_u64);
         const MONTHS: [&str; 12] = [
             "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
         ];

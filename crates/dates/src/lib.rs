@@ -78,3 +78,14 @@ pub enum Error {
     #[error("invalid time value {value:?}: {reason}")]
     Duration { value: String, reason: String },
 }
+
+/// A seeded xorshift generator for the randomized tests: `random(n)` is in `0..n`.
+#[cfg(test)]
+pub(crate) fn test_random(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}

@@ -508,13 +508,7 @@ mod tests {
         if Path::new("/usr/share/zoneinfo/Europe/Berlin").is_file() {
             zones.push("Europe/Berlin");
         }
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut random = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut random = crate::test_random(0x9e37_79b9_7f4a_7c15_u64);
         let starts = [
             naive(2005, 3, 27, 1, 58),
             naive(2005, 10, 30, 1, 58),
