@@ -205,7 +205,7 @@ impl FilterRegex {
             return base.updated_with(self.groups_in(buf, locs, shared));
         }
         let mut data = base.with_room(self.groups.len());
-        self.fill(&mut data, buf, locs, shared, FailData::set);
+        self.fill(&mut data, buf, locs, shared, Fill::Onto);
         data
     }
 
@@ -219,12 +219,14 @@ impl FilterRegex {
         shared: Option<Within<'_>>,
     ) -> FailData {
         let mut data = FailData::with_capacity(self.groups.len() + 2);
-        self.groups_into(&mut data, buf, locs, shared);
+        self.groups_with(&mut data, buf, locs, shared, true);
         data
     }
 
     /// [`FilterRegex::groups_in`] written into `data` (emptied first), whose room is
-    /// kept.
+    /// kept, without the groups that took no part in the match: what is only read,
+    /// never used to [`FailData::update`] another, needs no `None` entries (a reader
+    /// sees `None` and absent alike).
     pub(crate) fn groups_into(
         &self,
         data: &mut FailData,
@@ -232,9 +234,19 @@ impl FilterRegex {
         locs: &Locations,
         shared: Option<Within<'_>>,
     ) {
+        self.groups_with(data, buf, locs, shared, false);
+    }
+
+    fn groups_with(
+        &self,
+        data: &mut FailData,
+        buf: &str,
+        locs: &Locations,
+        shared: Option<Within<'_>>,
+        unset: bool,
+    ) {
         data.clear();
-        // Group names are distinct within a pattern.
-        self.fill(data, buf, locs, shared, FailData::push_new);
+        self.fill(data, buf, locs, shared, Fill::Empty { unset });
         for (alt, target) in &self.alternates {
             let value = data.get_k(alt).filter(|v| v.is_truthy()).cloned();
             if let Some(v) = value.filter(|_| !data.truthy_k(target)) {
@@ -257,32 +269,47 @@ impl FilterRegex {
     }
 }
 
+/// How [`FilterRegex::fill`] writes a match's groups.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fill {
+    /// Into data holding none of the regex's groups (names are distinct within a
+    /// pattern); `unset` adds `None` for the groups that took no part in the match.
+    Empty { unset: bool },
+    /// Over data that may hold them: `dict.update`, where a group that took no part
+    /// overwrites with `None` (one absent before stays absent, which reads the same).
+    Onto,
+}
+
 impl FilterRegex {
-    /// Adds every group's value to `data` with `add`.
+    /// Writes every group's value to `data` as `how` says.
     fn fill(
         &self,
         data: &mut FailData,
         buf: &str,
         locs: &Locations,
         shared: Option<Within<'_>>,
-        add: fn(&mut FailData, &Key, Value),
+        how: Fill,
     ) {
         debug_assert!(shared.is_none_or(|t| buf.starts_with(t.as_str())));
         // Every field shares one copy of the searched text.
         let mut base: Option<Arc<str>> = None;
         for (i, name) in &self.groups {
-            let v = match locs.get(*i).filter(|&(s, e)| buf.get(s..e).is_some()) {
-                Some((s, e)) => Value::Text(
-                    shared
-                        .and_then(|t| t.sub(s, e))
-                        .or_else(|| Text::inline(&buf[s..e]))
-                        .unwrap_or_else(|| {
-                            Text::slice(base.get_or_insert_with(|| Arc::from(buf)), s, e)
-                        }),
-                ),
-                None => Value::None,
+            let Some((s, e)) = locs.get(*i).filter(|&(s, e)| buf.get(s..e).is_some()) else {
+                match how {
+                    Fill::Empty { unset: true } => data.push_new(name, Value::None),
+                    Fill::Empty { unset: false } => {}
+                    Fill::Onto => data.overwrite(name, Value::None),
+                }
+                continue;
             };
-            add(data, name, v);
+            let text = shared
+                .and_then(|t| t.sub(s, e))
+                .or_else(|| Text::inline(&buf[s..e]))
+                .unwrap_or_else(|| Text::slice(base.get_or_insert_with(|| Arc::from(buf)), s, e));
+            match how {
+                Fill::Empty { .. } => data.push_new(name, Value::Text(text)),
+                Fill::Onto => data.set(name, Value::Text(text)),
+            }
         }
     }
 }

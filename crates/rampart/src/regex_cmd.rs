@@ -754,7 +754,7 @@ fn json_failure(line: u64, id: &FailureId, f: &Failure) -> String {
         };
         fields.insert(k.to_string(), value);
     }
-    if f.data.get("mlfid").is_some() {
+    if f.data.is_set("mlfid") {
         let users = f.data.users();
         if !users.is_empty() {
             let mut sorted: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
