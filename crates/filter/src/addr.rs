@@ -130,9 +130,14 @@ fn mask_v6(addr: u128, prefix: u32) -> u128 {
 /// above 255 and none with a leading zero, separated by dots, nothing else.
 fn parse_v4(text: &str) -> Option<Ipv4Addr> {
     let bytes = text.as_bytes();
-    if bytes.len() > 15 {
+    if !(7..=15).contains(&bytes.len()) {
         return None;
     }
+    let digit = |at: usize| {
+        bytes
+            .get(at)
+            .and_then(|b| b.is_ascii_digit().then(|| u32::from(b - b'0')))
+    };
     let mut octets = [0u8; 4];
     let mut at = 0;
     for (n, octet) in octets.iter_mut().enumerate() {
@@ -142,27 +147,91 @@ fn parse_v4(text: &str) -> Option<Ipv4Addr> {
             }
             at += 1;
         }
-        let start = at;
-        let mut value = 0u32;
-        while let Some(d) = bytes
-            .get(at)
-            .filter(|b| b.is_ascii_digit() && at - start < 3)
-        {
-            value = value * 10 + u32::from(d - b'0');
+        let first = digit(at)?;
+        let mut value = first;
+        at += 1;
+        if let Some(second) = digit(at) {
+            if first == 0 {
+                return None;
+            }
+            value = value * 10 + second;
             at += 1;
-        }
-        let digits = at - start;
-        if digits == 0 || (digits > 1 && bytes[start] == b'0') {
-            return None;
+            if let Some(third) = digit(at) {
+                value = value * 10 + third;
+                at += 1;
+            }
         }
         *octet = u8::try_from(value).ok()?;
     }
     (at == bytes.len()).then_some(Ipv4Addr::from(octets))
 }
 
+/// `text.parse::<Ipv6Addr>()`. The forms of hexadecimal groups alone (nearly every
+/// address a log shows) are read here; one with a dot, an IPv4 address in its last
+/// 32 bits, goes to the standard parser.
 fn parse_v6(text: &str) -> Option<Ipv6Addr> {
     // A zone index (`fe80::1%eth0`) is not part of an address fail2ban recognises.
-    text.parse::<Ipv6Addr>().ok()
+    let bytes = text.as_bytes();
+    if bytes.contains(&b'.') {
+        return text.parse::<Ipv6Addr>().ok();
+    }
+    // Up to eight groups of four digits and their colons.
+    if bytes.len() < 2 || bytes.len() > 39 {
+        return None;
+    }
+    let mut groups = [0u16; 8];
+    let mut count = 0;
+    // Where `::` stands, as a count of the groups before it.
+    let mut gap: Option<usize> = None;
+    let mut at = 0;
+    if bytes.starts_with(b"::") {
+        gap = Some(0);
+        at = 2;
+    }
+    while at < bytes.len() {
+        let start = at;
+        let mut value = 0u16;
+        while let Some(d) = bytes.get(at).and_then(|&b| (b as char).to_digit(16)) {
+            if at - start == 4 {
+                return None;
+            }
+            value = (value << 4) | d as u16;
+            at += 1;
+        }
+        if at == start || count == 8 {
+            return None;
+        }
+        groups[count] = value;
+        count += 1;
+        if at == bytes.len() {
+            break;
+        }
+        if bytes[at] != b':' {
+            return None;
+        }
+        at += 1;
+        if bytes.get(at) == Some(&b':') {
+            if gap.is_some() {
+                return None;
+            }
+            gap = Some(count);
+            at += 1;
+        } else if at == bytes.len() {
+            return None;
+        }
+    }
+    let mut out = [0u16; 8];
+    match gap {
+        None if count == 8 => out = groups,
+        // `::` stands for one group at least.
+        Some(before) if count < 8 => {
+            let after = count - before;
+            out[..before].copy_from_slice(&groups[..before]);
+            out[8 - after..].copy_from_slice(&groups[before..count]);
+        }
+        _ => return None,
+    }
+    Some(Ipv6Addr::from(out))
 }
 
 fn parse_either(text: &str) -> Option<IpAddr> {
@@ -285,6 +354,62 @@ mod tests {
             assert_eq!(parse_v4(t), t.parse::<Ipv4Addr>().ok(), "{t:?}");
         }
         assert!(checked > 1_000_000);
+    }
+
+    /// The IPv6 reader accepts exactly what the standard parser accepts, and reads
+    /// the same address.
+    #[test]
+    fn v6_reader_agrees_with_std() {
+        let alphabet = [
+            "0", "1", "a", "F", "ffff", "12345", ":", "::", "g", ".", " ", "1.2.3.4", "%1",
+        ];
+        let mut layer = vec![String::new()];
+        let mut checked = 0;
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for s in &layer {
+                for a in alphabet {
+                    let t = format!("{s}{a}");
+                    assert_eq!(parse_v6(&t), t.parse::<Ipv6Addr>().ok(), "{t:?}");
+                    checked += 1;
+                    next.push(t);
+                }
+            }
+            layer = next;
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let pieces = ["0", "ab", "fff", "ffff", "0000", "00000", ":", "::", ":::"];
+        for _ in 0..200_000 {
+            let n = 1 + rng() % 12;
+            let t: String = (0..n).map(|_| pieces[(rng() % 9) as usize]).collect();
+            assert_eq!(parse_v6(&t), t.parse::<Ipv6Addr>().ok(), "{t:?}");
+            checked += 1;
+        }
+        for t in [
+            "::",
+            "::1",
+            "1::",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::8",
+            "1:2:3:4:5:6:7:8::",
+            "2001:db8::1:0:0:1",
+            "2001:DB8:0:0:8:800:200C:417A",
+            "fe80::1%eth0",
+            "::ffff:192.0.2.1",
+            ":1::",
+            "1:",
+        ] {
+            assert_eq!(parse_v6(t), t.parse::<Ipv6Addr>().ok(), "{t:?}");
+        }
+        assert!(checked > 2_000_000);
     }
 
     fn show(text: &str, hint: AddrHint) -> String {
