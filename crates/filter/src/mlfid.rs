@@ -25,7 +25,7 @@ const TTL_SECONDS: f64 = 300.0;
 /// a line finds its id once and puts its result back by the slot.
 #[derive(Debug, Default)]
 pub(crate) struct MlfidCache {
-    index: HashMap<Arc<str>, usize, BuildHasherDefault<Fnv>>,
+    index: HashMap<Text, usize, BuildHasherDefault<Fnv>>,
     slots: Vec<Option<Entry>>,
     free: Vec<usize>,
     order: VecDeque<(u64, usize)>,
@@ -34,7 +34,9 @@ pub(crate) struct MlfidCache {
 
 #[derive(Debug)]
 struct Entry {
-    id: Arc<str>,
+    /// The id as the line gave it: a connection prefix is short enough to be kept
+    /// inline, so a new id costs no allocation (and a dropped one no free).
+    id: Text,
     seq: u64,
     /// Shared with the failure last reported for the id, which its reader has usually
     /// dropped by the id's next line: the merge then takes the data without a copy.
@@ -99,7 +101,7 @@ impl MlfidCache {
 
     /// fail2ban's `Cache.set` of an id it does not hold: when full, the oldest entries
     /// go until one is still live and there is room. Returns the new entry's slot.
-    fn insert(&mut self, id: &str, now: f64) -> usize {
+    fn insert(&mut self, id: &Text, now: f64) -> usize {
         if self.index.len() >= MAX_ENTRIES {
             while let Some((seq, oldest)) = self.order.pop_front() {
                 let Some(expires) = self.live(oldest, seq).map(|e| e.expires) else {
@@ -113,9 +115,8 @@ impl MlfidCache {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let id: Arc<str> = Arc::from(id);
         let entry = Entry {
-            id: Arc::clone(&id),
+            id: id.clone(),
             seq,
             data: None,
             expires: now + TTL_SECONDS,
@@ -130,7 +131,7 @@ impl MlfidCache {
                 self.slots.len() - 1
             }
         };
-        self.index.insert(id, slot);
+        self.index.insert(id.clone(), slot);
         self.order.push_back((seq, slot));
         if self.order.len() > 4 * MAX_ENTRIES {
             let slots = &self.slots;
@@ -208,7 +209,7 @@ fn record_user(data: &mut FailData, user: Option<Text>, k: &Keys) -> usize {
 /// there what the data finally is, with [`MlfidCache::update`].
 pub(crate) fn merge(
     cache: &mut MlfidCache,
-    id: &str,
+    id: &Text,
     mut fail: FailData,
     matched: &[TupleLine],
     now: f64,
@@ -365,7 +366,7 @@ mod tests {
                 }
             }
             model.push((id.clone(), now + TTL_SECONDS));
-            let slot = cache.insert(&id, now);
+            let slot = cache.insert(&Text::from(id.as_str()), now);
             cache.update(slot, &Arc::new(FailData::default()));
             let mut held: Vec<&str> = cache.index.keys().map(|k| &**k).collect();
             let mut expected: Vec<&str> = model.iter().map(|(k, _)| k.as_str()).collect();
