@@ -302,10 +302,12 @@ impl FilterRegex {
                 }
                 continue;
             };
-            let text = shared
-                .and_then(|t| t.sub(s, e))
-                .or_else(|| Text::inline(&buf[s..e]))
-                .unwrap_or_else(|| Text::slice(base.get_or_insert_with(|| Arc::from(buf)), s, e));
+            let text = match Text::inline_of(buf, s, e) {
+                Some(short) => short,
+                None => shared.and_then(|t| t.sub(s, e)).unwrap_or_else(|| {
+                    Text::slice(base.get_or_insert_with(|| Arc::from(buf)), s, e)
+                }),
+            };
             match how {
                 Fill::Empty { .. } => data.push_new(name, Value::Text(text)),
                 Fill::Onto => data.set(name, Value::Text(text)),

@@ -80,6 +80,31 @@ impl Text {
         }))
     }
 
+    /// `src[start..end]` as an inline copy; `None` when it does not fit or is not a
+    /// piece of `src`.
+    ///
+    /// Where `src` goes on far enough, a fixed number of bytes is copied: a copy of
+    /// the exact length (a call to `memcpy`) writes the buffer in small pieces that
+    /// the moves of the new text then read back whole, and each such read waits for
+    /// the writes to retire. That wait was a tenth of a busy filter's time. The bytes
+    /// past the end are the ones that follow in `src`; nothing reads them.
+    pub(crate) fn inline_of(src: &str, start: usize, end: usize) -> Option<Text> {
+        let part = src.get(start..end)?;
+        let len = part.len();
+        if len > INLINE {
+            return None;
+        }
+        let mut bytes = [0; INLINE];
+        match src.as_bytes().get(start..start + INLINE) {
+            Some(window) => bytes.copy_from_slice(window),
+            None => bytes[..len].copy_from_slice(part.as_bytes()),
+        }
+        Some(Text(Repr::Inline {
+            len: len as u8,
+            bytes,
+        }))
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Inline { len, bytes } => inline_str(bytes, *len),
@@ -134,14 +159,16 @@ impl<'a> From<&'a Text> for Within<'a> {
 }
 
 /// The text of an inline [`Text`]. It is read on every field lookup, so it is not
-/// validated again: the bytes were copied from a whole `&str` (see [`Text::inline`],
-/// the only writer) and never change.
+/// validated again: its first `len` bytes were copied from a whole `&str` (see
+/// [`Text::inline`] and [`Text::inline_of`], the only writers) and never change.
 #[allow(unsafe_code)]
 fn inline_str(bytes: &[u8; INLINE], len: u8) -> &str {
     let bytes = &bytes[..usize::from(len).min(INLINE)];
     debug_assert!(std::str::from_utf8(bytes).is_ok());
-    // SAFETY: `bytes` is a copy of all of a `&str` (`Text::inline` writes `len` bytes
-    // from `text.as_bytes()` and nothing else writes them), so it is valid UTF-8.
+    // SAFETY: the first `len` bytes are a copy of all of a `&str` (`Text::inline`
+    // writes `len` bytes from `text.as_bytes()`, `Text::inline_of` those of the
+    // checked piece `src[start..end]` at the start of the buffer, and nothing else
+    // writes them), so they are valid UTF-8.
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
@@ -252,6 +279,26 @@ mod tests {
             assert_eq!(&*Text::slice(&wide_base, 0, end), &wide_line[..end]);
             assert_eq!(&*Text::from(&wide_line[..end]), &wide_line[..end]);
         }
+    }
+
+    #[test]
+    fn inline_pieces_read_back_whole_near_the_end_of_their_source_too() {
+        let line: String = "aé€𝄞 ".repeat(6);
+        for start in (0..=line.len()).filter(|&s| line.is_char_boundary(s)) {
+            for end in (start..=line.len()).filter(|&e| line.is_char_boundary(e)) {
+                let piece = Text::inline_of(&line, start, end);
+                if end - start > INLINE {
+                    assert!(piece.is_none());
+                    continue;
+                }
+                let piece = piece.expect("short enough");
+                assert_eq!(&*piece, &line[start..end]);
+                assert_eq!(piece, Text::from(&line[start..end]));
+            }
+        }
+        // Not a piece of the source: none, and no panic.
+        assert!(Text::inline_of("é", 1, 2).is_none());
+        assert!(Text::inline_of("abc", 2, 4).is_none());
     }
 
     #[test]
