@@ -89,6 +89,9 @@ impl FailData {
         self.present = 0;
     }
 
+    // The writers are inlined into their callers: passed by pointer, a value just
+    // built is read back in wider pieces than it was written, and waits for it.
+    #[inline(always)]
     fn push(&mut self, key: Key, value: Value) {
         self.present |= key.bit();
         self.entries.push((key, value));
@@ -143,6 +146,7 @@ impl FailData {
         self.get_k(key).is_some_and(Value::is_truthy)
     }
 
+    #[inline(always)]
     pub(crate) fn set(&mut self, key: &Key, value: Value) {
         match self.position(key) {
             Some(i) => self.entries[i].1 = value,
@@ -151,6 +155,7 @@ impl FailData {
     }
 
     /// Sets the value of `key` if it is present.
+    #[inline(always)]
     pub(crate) fn overwrite(&mut self, key: &Key, value: Value) {
         if let Some(i) = self.position(key) {
             self.entries[i].1 = value;
@@ -158,6 +163,7 @@ impl FailData {
     }
 
     /// Adds an entry for a key known not to be present.
+    #[inline(always)]
     pub(crate) fn push_new(&mut self, key: &Key, value: Value) {
         debug_assert!(self.position(key).is_none());
         self.push(*key, value);
