@@ -63,6 +63,18 @@ def best(cmd, runs, env=None):
     return counts(out), min(r[1] for r in results), max(r[2] for r in results)
 
 
+def code_version():
+    """The commit the measured binary was built from, marked when the tree differs."""
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
+    return head + (" with uncommitted changes" if dirty else "")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -104,6 +116,7 @@ def main():
     report.append("machine: %s, %s, %d cores; each tool pinned to one core (taskset -c 0)"
                   % (platform.node(), platform.processor() or platform.machine(), os.cpu_count()))
     report.append("command: `bench/regex/run.py --lines %d`" % lines)
+    report.append("code: %s" % code_version())
     report.append("")
     report.append("| mode | tool | seconds | lines/s | peak RSS | lines / ignored / matched / missed |")
     report.append("|---|---|---|---|---|---|")
