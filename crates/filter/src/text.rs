@@ -12,8 +12,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Text(Repr);
 
-/// Bytes a text keeps inline (with its length, it fills the size of the shared form).
-const INLINE: usize = 22;
+/// Bytes a text keeps inline: with its length and the variant's tag, the size of the shared
+/// form (a counted pointer, its length and a range, behind a tag of its own).
+const INLINE: usize = 30;
 
 #[derive(Clone)]
 enum Repr {
@@ -249,13 +250,13 @@ mod tests {
 
     #[test]
     fn long_slices_share_and_short_ones_are_copies() {
-        let line = "user=bob ip=1.2.3.4 message=a text longer than an inline one";
+        let line = "user=bob ip=1.2.3.4 message=a text far longer than an inline one";
         let base: Arc<str> = Arc::from(line);
         let user = Text::slice(&base, 5, 8);
         let ip = Text::slice(&base, 12, 19);
         let message = Text::slice(&base, 28, line.len());
         assert_eq!((&*user, &*ip), ("bob", "1.2.3.4"));
-        assert_eq!(&*message, "a text longer than an inline one");
+        assert_eq!(&*message, "a text far longer than an inline one");
         // Only the long one holds the line.
         assert_eq!(Arc::strong_count(&base), 2);
         assert_eq!(user, Text::from("bob"));
@@ -264,11 +265,11 @@ mod tests {
         let wide: Arc<str> = Arc::from("é");
         assert_eq!(&*Text::slice(&wide, 1, 2), "");
         let short = message.sub(2, 8).expect("inside");
-        assert_eq!((&*short, Arc::strong_count(&base)), ("text l", 2));
-        let long = message.sub(2, 28).expect("inside");
+        assert_eq!((&*short, Arc::strong_count(&base)), ("text f", 2));
+        let long = message.sub(2, 36).expect("inside");
         assert_eq!(
             (&*long, Arc::strong_count(&base)),
-            ("text longer than an inline", 3)
+            ("text far longer than an inline one", 3)
         );
         assert!(ip.sub(2, 8).is_none());
         assert_eq!(&*ip.sub(2, 5).expect("inside"), "2.3");
@@ -279,6 +280,14 @@ mod tests {
             assert_eq!(&*Text::slice(&wide_base, 0, end), &wide_line[..end]);
             assert_eq!(&*Text::from(&wide_line[..end]), &wide_line[..end]);
         }
+    }
+
+    #[test]
+    fn an_inline_text_takes_no_more_room_than_a_shared_one() {
+        assert_eq!(
+            std::mem::size_of::<Text>(),
+            std::mem::size_of::<(usize, Arc<str>, u32, u32)>()
+        );
     }
 
     #[test]
