@@ -746,7 +746,9 @@ fn find_in_buffer(
         has_pre_groups = true;
     }
 
-    for (index, regex) in regexes.failregex.iter().enumerate() {
+    // The failregexes are tried in order, from one candidate to the next.
+    let mut from = 0;
+    loop {
         if !buf_valid {
             lines::join_into(&state.line_buffer, buf);
             buf_valid = true;
@@ -760,9 +762,13 @@ fn find_in_buffer(
                 .candidates_whole(buf, &mut state.fail_candidates);
             candidates_valid = true;
         }
-        if !state.fail_candidates.contains(index) {
-            continue;
-        }
+        let Some(index) = state.fail_candidates.next_from(from) else {
+            break;
+        };
+        from = index + 1;
+        let Some(regex) = regexes.failregex.get(index) else {
+            break;
+        };
         let Some(split) = state.run(regex, buf, org) else {
             continue;
         };

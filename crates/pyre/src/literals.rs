@@ -562,10 +562,13 @@ impl Scan {
     }
 }
 
-/// The patterns a [`Prefilter`] found possible, reusable across haystacks.
+/// The patterns a [`Prefilter`] found possible, reusable across haystacks: a set of
+/// indices, one bit each, so that a caller steps from one to the next without a test
+/// (and a mispredicted branch) for every pattern between them.
 #[derive(Clone, Debug, Default)]
 pub struct Candidates {
-    possible: Vec<bool>,
+    words: Vec<u64>,
+    len: usize,
     count: usize,
 }
 
@@ -577,15 +580,32 @@ impl Candidates {
 
     /// Whether pattern `index` (its position in [`Prefilter::new`]'s slice) can match.
     pub fn contains(&self, index: usize) -> bool {
-        self.possible.get(index).copied().unwrap_or(false)
+        self.words
+            .get(index / 64)
+            .is_some_and(|w| w & (1 << (index % 64)) != 0)
+    }
+
+    /// The first pattern at `from` or after that can match.
+    pub fn next_from(&self, from: usize) -> Option<usize> {
+        let mut at = from / 64;
+        let mut word = self.words.get(at)? & (u64::MAX << (from % 64));
+        loop {
+            if word != 0 {
+                return Some(at * 64 + word.trailing_zeros() as usize);
+            }
+            at += 1;
+            word = *self.words.get(at)?;
+        }
     }
 
     /// The indices of the patterns that can match, in order.
     pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.possible
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &p)| p.then_some(i))
+        let mut from = 0;
+        std::iter::from_fn(move || {
+            let next = self.next_from(from)?;
+            from = next + 1;
+            Some(next)
+        })
     }
 
     /// Whether no pattern can match.
@@ -594,25 +614,22 @@ impl Candidates {
     }
 
     fn reset(&mut self, len: usize) {
-        self.possible.clear();
-        self.possible.resize(len, false);
+        self.words.clear();
+        self.words.resize(len.div_ceil(64), 0);
+        self.len = len;
         self.count = 0;
     }
 
     fn insert(&mut self, index: usize) {
-        if let Some(p) = self.possible.get_mut(index)
-            && !*p
-        {
-            *p = true;
-            self.count += 1;
-        }
+        self.set(index, true);
     }
 
     fn set(&mut self, index: usize, possible: bool) {
-        if let Some(p) = self.possible.get_mut(index)
-            && *p != possible
-        {
-            *p = possible;
+        if index >= self.len || self.contains(index) == possible {
+            return;
+        }
+        if let Some(w) = self.words.get_mut(index / 64) {
+            *w ^= 1 << (index % 64);
             if possible {
                 self.count += 1;
             } else {
@@ -786,7 +803,41 @@ impl Prefilter {
 
 #[cfg(test)]
 mod tests {
-    use super::same_bytes;
+    use super::{Candidates, same_bytes};
+
+    /// The bit set agrees with a plain list of flags, across word boundaries.
+    #[test]
+    fn candidates_agree_with_a_list_of_flags() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut set = Candidates::new();
+        for len in [0, 1, 63, 64, 65, 130] {
+            set.reset(len);
+            let mut model = vec![false; len];
+            for _ in 0..500 {
+                let i = (next() % (len as u64 + 2)) as usize;
+                let on = next() % 3 != 0;
+                set.set(i, on);
+                if let Some(m) = model.get_mut(i) {
+                    *m = on;
+                }
+                let expected: Vec<usize> = (0..len).filter(|&i| model[i]).collect();
+                assert_eq!(set.iter().collect::<Vec<_>>(), expected);
+                assert_eq!(set.is_empty(), expected.is_empty());
+                let from = (next() % (len as u64 + 2)) as usize;
+                assert_eq!(
+                    set.next_from(from),
+                    expected.iter().copied().find(|&e| e >= from)
+                );
+                assert_eq!(set.contains(i), model.get(i).copied().unwrap_or(false));
+            }
+        }
+    }
 
     #[test]
     fn same_bytes_is_slice_equality() {
