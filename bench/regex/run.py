@@ -7,7 +7,7 @@ package), in normal and aggressive mode, each pinned to one core. Checks that bo
 report the same line counts, and prints lines/s, the ratio and peak RSS. The results
 are appended to results/<date>.md beside this script.
 
-Usage: bench/regex/run.py [--lines N] [--runs K] [--skip-fail2ban]
+Usage: bench/regex/run.py [--lines N] [--runs K] [--fail2ban-runs K] [--skip-fail2ban]
 Needs: python3, taskset, /usr/bin/time, a release build (`cargo build --release`),
 and apt-get to fetch the fail2ban package (done once, into target/).
 """
@@ -57,10 +57,9 @@ def counts(out):
     return tuple(int(x) for x in m.groups())
 
 
-def best(cmd, runs, env=None):
-    results = [timed(cmd, env) for _ in range(runs)]
-    out = results[0][0]
-    return counts(out), min(r[1] for r in results), max(r[2] for r in results)
+def summary(results):
+    """Counts of the first run, the best wall time, the highest peak RSS."""
+    return counts(results[0][0]), min(r[1] for r in results), max(r[2] for r in results)
 
 
 def code_version():
@@ -79,6 +78,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3, help="runs of rampart per mode (best is kept)")
+    ap.add_argument("--fail2ban-runs", type=int, default=1,
+                    help="runs of fail2ban-regex per mode (best is kept), interleaved with "
+                         "rampart's: on a machine whose speed drifts, both then see the same "
+                         "spells")
     ap.add_argument("--skip-fail2ban", action="store_true", help="rampart only (no ratio)")
     args = ap.parse_args()
 
@@ -97,10 +100,19 @@ def main():
     rows = []
     for mode in ("normal", "aggressive"):
         flt = "sshd[mode=%s]" % mode
-        r_counts, r_secs, r_rss = best([RAMPART, "regex", "-c", conf, log, flt], args.runs)
+        r_cmd = [RAMPART, "regex", "-c", conf, log, flt]
+        f_cmd = f2b + ["-c", conf, log, flt]
+        f_runs = 0 if args.skip_fail2ban else args.fail2ban_runs
+        r_results, f_results = [], []
+        for i in range(max(args.runs, f_runs)):
+            if i < args.runs:
+                r_results.append(timed(r_cmd))
+            if i < f_runs:
+                f_results.append(timed(f_cmd, env))
+        r_counts, r_secs, r_rss = summary(r_results)
         row = {"mode": mode, "r_counts": r_counts, "r_secs": r_secs, "r_rss": r_rss}
-        if not args.skip_fail2ban:
-            f_counts, f_secs, f_rss = best(f2b + ["-c", conf, log, flt], 1, env)
+        if f_results:
+            f_counts, f_secs, f_rss = summary(f_results)
             row.update(f_counts=f_counts, f_secs=f_secs, f_rss=f_rss)
             if f_counts != r_counts:
                 print("MISMATCH in %s mode: fail2ban %s, rampart %s (lines, ignored, matched, missed)"
@@ -115,7 +127,10 @@ def main():
     report.append("")
     report.append("machine: %s, %s, %d cores; each tool pinned to one core (taskset -c 0)"
                   % (platform.node(), platform.processor() or platform.machine(), os.cpu_count()))
-    report.append("command: `bench/regex/run.py --lines %d`" % lines)
+    report.append("command: `bench/regex/run.py --lines %d --runs %d --fail2ban-runs %d`"
+                  % (lines, args.runs, args.fail2ban_runs))
+    report.append("rampart: best of %d runs; fail2ban-regex: best of %d, interleaved with them"
+                  % (args.runs, args.fail2ban_runs))
     report.append("code: %s" % code_version())
     report.append("")
     report.append("| mode | tool | seconds | lines/s | peak RSS | lines / ignored / matched / missed |")
