@@ -319,24 +319,33 @@ impl fmt::Display for FailureId {
 mod tests {
     use super::*;
 
-    /// The fast IPv4 reader accepts exactly what the standard parser accepts.
-    #[test]
-    fn v4_reader_agrees_with_std() {
-        let alphabet = ["0", "1", "2", "5", "9", ".", "a", " ", "25", "255", "256"];
+    /// Calls `check` on every string of up to `depth` pieces of `alphabet`; returns
+    /// how many.
+    fn for_every_string(alphabet: &[&str], depth: usize, mut check: impl FnMut(&str)) -> usize {
         let mut layer = vec![String::new()];
         let mut checked = 0;
-        for _ in 0..6 {
+        for _ in 0..depth {
             let mut next = Vec::new();
             for s in &layer {
                 for a in alphabet {
                     let t = format!("{s}{a}");
-                    assert_eq!(parse_v4(&t), t.parse::<Ipv4Addr>().ok(), "{t:?}");
+                    check(&t);
                     checked += 1;
                     next.push(t);
                 }
             }
             layer = next;
         }
+        checked
+    }
+
+    /// The fast IPv4 reader accepts exactly what the standard parser accepts.
+    #[test]
+    fn v4_reader_agrees_with_std() {
+        let alphabet = ["0", "1", "2", "5", "9", ".", "a", " ", "25", "255", "256"];
+        let checked = for_every_string(&alphabet, 6, |t| {
+            assert_eq!(parse_v4(t), t.parse::<Ipv4Addr>().ok(), "{t:?}");
+        });
         for t in [
             "1.2.3.4",
             "255.255.255.255",
@@ -363,27 +372,10 @@ mod tests {
         let alphabet = [
             "0", "1", "a", "F", "ffff", "12345", ":", "::", "g", ".", " ", "1.2.3.4", "%1",
         ];
-        let mut layer = vec![String::new()];
-        let mut checked = 0;
-        for _ in 0..6 {
-            let mut next = Vec::new();
-            for s in &layer {
-                for a in alphabet {
-                    let t = format!("{s}{a}");
-                    assert_eq!(parse_v6(&t), t.parse::<Ipv6Addr>().ok(), "{t:?}");
-                    checked += 1;
-                    next.push(t);
-                }
-            }
-            layer = next;
-        }
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rng = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut checked = for_every_string(&alphabet, 6, |t| {
+            assert_eq!(parse_v6(t), t.parse::<Ipv6Addr>().ok(), "{t:?}");
+        });
+        let mut rng = crate::test_random(0x9e37_79b9_7f4a_7c15);
         let pieces = ["0", "ab", "fff", "ffff", "0000", "00000", ":", "::", ":::"];
         for _ in 0..200_000 {
             let n = 1 + rng() % 12;

@@ -983,6 +983,17 @@ fn literal_address(text: &str) -> Option<&str> {
     looks_v6.then_some(inner)
 }
 
+/// A seeded xorshift generator for the randomized tests.
+#[cfg(test)]
+pub(crate) fn test_random(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -324,19 +324,13 @@ mod tests {
     fn the_cache_keeps_what_fail2bans_keeps() {
         let mut cache = MlfidCache::default();
         let mut model: Vec<(String, f64)> = Vec::new();
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = crate::test_random(0x2545_f491_4f6c_dd1d);
         let mut now = 1_000.0;
         let (mut hits, mut full) = (0, 0);
         for _ in 0..20_000 {
             now += (next() % 4) as f64;
             let id = format!("host sshd[{}]: ", next() % 400);
-            if next() % 10 == 0 {
+            if next().is_multiple_of(10) {
                 cache.remove(&id);
                 model.retain(|(k, _)| *k != id);
                 continue;
